@@ -9,12 +9,12 @@ __all__ = ['STATE_FORMAT', 'WEIGHTERS', 'as_margins', 'to_simplex', 'abs_column_
            'SingleWeighter', 'OriginalWeighter', 'VDWWeighter', 'VAWWeighter', 'SWCWWeighter', 'SWCWOHWeighter',
            'TSWWeighter', 'simulate_bandit', 'make_weighter', 'weighter_from_state']
 
-# %% ../nbs/04_weighters.ipynb #5902a79d
+# %% ../nbs/04_weighters.ipynb #18b3b58d
 import inspect, json, numbers
 import numpy as np
 import torch
 
-# %% ../nbs/04_weighters.ipynb #3c9a6b10
+# %% ../nbs/04_weighters.ipynb #9f6b066b
 def as_margins(margins, n_refs: int, who: str = 'weighter') -> np.ndarray:
     "Check reference margins Δ of shape (B, K=`n_refs`) and return them as a float64 numpy array (clear errors otherwise)."
     if isinstance(margins, torch.Tensor): arr = margins.detach().to('cpu', torch.float64).numpy()
@@ -36,7 +36,7 @@ def as_margins(margins, n_refs: int, who: str = 'weighter') -> np.ndarray:
                          f"row {i}, reference column {k}: {arr[i, k]}; α would be undefined: check the reference scores")
     return arr
 
-# %% ../nbs/04_weighters.ipynb #6c510f0c
+# %% ../nbs/04_weighters.ipynb #27ad250c
 def to_simplex(scores, axis: int = -1) -> np.ndarray:
     "Normalise non-negative finite `scores` to sum to 1 along `axis`; an all-zero slice becomes uniform (never 0/0, never overflow)."
     s = np.asarray(scores, dtype=np.float64)
@@ -53,7 +53,7 @@ def abs_column_sums(margins: np.ndarray) -> np.ndarray:
     if not np.isfinite(s).all(): s = (a / a.max()).sum(0)
     return s
 
-# %% ../nbs/04_weighters.ipynb #c9417f27
+# %% ../nbs/04_weighters.ipynb #26c4eb12
 STATE_FORMAT = 'mrpo_nb.weighter/1'
 
 def _check_int(x, what: str, who: str, lo: int = 0) -> int:
@@ -86,7 +86,7 @@ def _as_tensor(a: np.ndarray, like) -> torch.Tensor:
         return torch.as_tensor(a, dtype=dt, device=like.device)
     return torch.as_tensor(a, dtype=torch.float64)
 
-# %% ../nbs/04_weighters.ipynb #bb564289
+# %% ../nbs/04_weighters.ipynb #a28b3f38
 class Weighter:
     "Base class of the weighting strategies: α per mini-batch, a JSON history, checkpointable state and a seed."
     name: str = 'weighter'
@@ -178,7 +178,7 @@ class Weighter:
         opts = ', '.join(f'{k}={v!r}' for k, v in self.config().items())
         return f"{type(self).__name__}(n_refs={self.n_refs}{', ' + opts if opts else ''}, seed={self.seed}; {self.t} batches)"
 
-# %% ../nbs/04_weighters.ipynb #9396362d
+# %% ../nbs/04_weighters.ipynb #2f988cbf
 class UniformWeighter(Weighter):
     "α_k = 1/K in every mini-batch."
     name = 'uniform'
@@ -199,7 +199,7 @@ class SingleWeighter(Weighter):
         a = np.zeros(self.n_refs); a[self.k] = 1.0
         return a, {}
 
-# %% ../nbs/04_weighters.ipynb #00fc6636
+# %% ../nbs/04_weighters.ipynb #e88ec7dd
 class OriginalWeighter(Weighter):
     "Per pair: α_ik = |Δ_ik| / Σ_j |Δ_ij| (Le et al.); uniform where every |Δ_ij| = 0."
     name = 'original'
@@ -208,7 +208,7 @@ class OriginalWeighter(Weighter):
         a = to_simplex(np.abs(m), axis=1)
         return a, dict(zero_rows=int((np.abs(m).max(1) == 0).sum()), alpha_rows=_floats(a))
 
-# %% ../nbs/04_weighters.ipynb #c43dfd42
+# %% ../nbs/04_weighters.ipynb #5ef27ed0
 class _ValidationWeighter(Weighter):
     "Shared part of VDW and VAW: a constant α computed once from validation margins (N, K)."
     def __init__(self, n_refs: int, val_margins=None, seed: int = 0):
@@ -237,7 +237,7 @@ class VAWWeighter(_ValidationWeighter):
     name = 'vaw'
     def _scores(self, vm): return (vm > 0).sum(0).astype(np.float64)
 
-# %% ../nbs/04_weighters.ipynb #436e8b10
+# %% ../nbs/04_weighters.ipynb #97c086ef
 class SWCWWeighter(Weighter):
     "Paper Eq. 6: α_k ∝ Σ_{previous mini-batch} |Δ_ik|; uniform for the first mini-batch and after an all-zero one."
     name = 'swcw'
@@ -274,7 +274,7 @@ class SWCWOHWeighter(SWCWWeighter):
         n_tied = int((sums == sums[k]).sum())
         return a, 'previous mini-batch' + (f' (argmax tied between {n_tied} references: lowest index)' if n_tied > 1 else '')
 
-# %% ../nbs/04_weighters.ipynb #84c7b8d5
+# %% ../nbs/04_weighters.ipynb #fb5c13ca
 class TSWWeighter(Weighter):
     "Thompson sampling: θ_k ~ Beta(a_k, b_k), one-hot α on argmax θ; reward 1 iff val accuracy rose strictly; a += r, b += 1 - r."
     name = 'tsw'
@@ -308,7 +308,7 @@ class TSWWeighter(Weighter):
     def _state(self): return dict(a=_floats(self.a), b=_floats(self.b))
     def _load_state(self, s): self.a, self.b = np.asarray(s['a'], dtype=np.float64), np.asarray(s['b'], dtype=np.float64)
 
-# %% ../nbs/04_weighters.ipynb #090c5514
+# %% ../nbs/04_weighters.ipynb #6e6016c7
 def simulate_bandit(w: Weighter, means, rounds: int, seed: int = 0) -> np.ndarray:
     "Let weighter `w` pull arms (argmax of its α) for `rounds` rounds of a Bernoulli bandit with success probabilities `means` (K,); returns the arms pulled."
     means = np.asarray(means, dtype=np.float64)
@@ -323,7 +323,7 @@ def simulate_bandit(w: Weighter, means, rounds: int, seed: int = 0) -> np.ndarra
         pulled[t] = k
     return pulled
 
-# %% ../nbs/04_weighters.ipynb #4e6abd8b
+# %% ../nbs/04_weighters.ipynb #98c26d22
 WEIGHTERS: dict[str, type] = {c.name: c for c in (UniformWeighter, SingleWeighter, OriginalWeighter, VDWWeighter,
                                                   VAWWeighter, SWCWWeighter, SWCWOHWeighter, TSWWeighter)}
 
