@@ -8,13 +8,13 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/losses.html.md"""
 __all__ = ['LOSSES', 'dpo_loss', 'length_normalise', 'harmonic_mixture_logps', 'geometric_mixture_logps', 'mrpo_loss',
            'mdpo_loss', 'geometric_loss', 'preference_loss']
 
-# %% ../nbs/03_losses.ipynb #db30ca60
+# %% ../nbs/03_losses.ipynb #5703dba0
 import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# %% ../nbs/03_losses.ipynb #353ccbda
+# %% ../nbs/03_losses.ipynb #042d9b8d
 _HALF = (torch.float16, torch.bfloat16)
 
 def _compute_dtype(*tensors) -> torch.dtype:
@@ -38,7 +38,7 @@ def _check_beta(beta):
     except (TypeError, ValueError, RuntimeError): b = math.nan
     if not (math.isfinite(b) and b > 0): raise ValueError(f"beta must be a finite positive number, got {beta!r}")
 
-# %% ../nbs/03_losses.ipynb #b107fb33
+# %% ../nbs/03_losses.ipynb #9e10659d
 def _first_bad(t: Tensor, bad: Tensor) -> str:
     "Describe the first position where the boolean mask `bad` holds, with the value of `t` there."
     idx = tuple(int(i) for i in bad.nonzero()[0].tolist())
@@ -72,7 +72,7 @@ def _check_values(named: dict, alpha: Tensor | None = None, tol: float = 1e-4):
         raise ValueError(f"alpha must lie on the probability simplex: its weights must sum to 1 (within {tol:g}), "
                          f"but they sum to {s[bad].flatten()[0].item():.6g}{where}")
 
-# %% ../nbs/03_losses.ipynb #331e2ce4
+# %% ../nbs/03_losses.ipynb #55b1c0c7
 def _check_policy(policy_chosen_logps, policy_rejected_logps) -> int:
     "Check the policy log-probs are (B,) each; return B."
     if policy_chosen_logps.ndim != 1:
@@ -105,7 +105,7 @@ def _metrics(policy_chosen_logps, policy_rejected_logps, chosen_rewards, rejecte
             "rewards/margins": c - r, "logps/chosen": policy_chosen_logps.detach(),
             "logps/rejected": policy_rejected_logps.detach()}
 
-# %% ../nbs/03_losses.ipynb #38c3e5e0
+# %% ../nbs/03_losses.ipynb #37978966
 def dpo_loss(
     policy_chosen_logps: Tensor,       # (B,) log π_θ(y⁺|x): sums (DPO) or per-token means (LN-DPO)
     policy_rejected_logps: Tensor,     # (B,) log π_θ(y⁻|x)
@@ -116,6 +116,7 @@ def dpo_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]: # losses (B,), metrics: dict of (B,) detached tensors
     """DPO loss softplus(-z), z = β[(ℓθ⁺ − ℓθ⁻) − (ℓref⁺ − ℓref⁻)], per example.
 
+    Shapes: all four inputs (B,); returns losses (B,) and metrics {name: (B,)} (detached).
     Pass summed log-probs for plain DPO and length-normalised ones (`length_normalise`) for LN-DPO.
     Rewards are β(ℓθ − ℓref) for the chosen and the rejected reply. Computes in float32 or wider."""
     dt, dev = _compute_dtype(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
@@ -138,13 +139,13 @@ def dpo_loss(
     losses = F.softplus(-logits)
     return losses, _metrics(pc, pr, beta * (pc - rc), beta * (pr - rr))
 
-# %% ../nbs/03_losses.ipynb #1d782364
+# %% ../nbs/03_losses.ipynb #9518da08
 def length_normalise(
     logps: Tensor,    # (...) summed log-probs, e.g. (B,) or (B, K)
     lengths,          # (...) same shape: the number of reply tokens each sum covers (int or float), >= 1
     validate: bool = True,  # check shapes, finiteness and positive lengths
 ) -> Tensor:          # (...) per-token log-probs ℓ = logps / lengths, float32 or wider
-    "Per-token log-probabilities ℓ = log π(y|x) / |y|, computed in float32 or wider (never fp16)."
+    "Per-token log-probabilities ℓ = log π(y|x) / |y| (logps and lengths of one shape, e.g. (B,) or (B, K)), in float32 or wider."
     dt = _compute_dtype(logps)
     lp = _as_tensor("logps", logps, dt, logps.device if isinstance(logps, Tensor) else None)
     n = lengths if isinstance(lengths, Tensor) else torch.as_tensor(lengths)
@@ -160,7 +161,7 @@ def length_normalise(
                                        f"negative length in {_first_bad(n, n <= 0)}")
     return lp / n.to(dt)
 
-# %% ../nbs/03_losses.ipynb #cb04cd5a
+# %% ../nbs/03_losses.ipynb #b765980b
 def _log_weights(alpha: Tensor) -> Tensor:
     "log α with -inf where α = 0, without a log(0) in the autograd graph (finite gradients w.r.t. α)."
     pos = alpha > 0
@@ -180,7 +181,7 @@ def geometric_mixture_logps(
     "Unnormalised log-probability of a reply under the geometric mixture Π_k π_k^α_k (its normaliser cancels in every loss)."
     return (alpha * reference_logps).sum(-1)
 
-# %% ../nbs/03_losses.ipynb #f45dc4c3
+# %% ../nbs/03_losses.ipynb #714418c8
 def _prepare_multi(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps,
                    alpha, beta, validate):
     "Cast to the computation dtype, put everything on the policy's device and (optionally) validate."
@@ -198,7 +199,7 @@ def _prepare_multi(policy_chosen_logps, policy_rejected_logps, reference_chosen_
         _check_values(dict(zip(names, (pc, pr, rc, rr))), a, tol)
     return pc, pr, rc, rr, a
 
-# %% ../nbs/03_losses.ipynb #b483f494
+# %% ../nbs/03_losses.ipynb #9a3b82aa
 def mrpo_loss(
     policy_chosen_logps: Tensor,       # (B,) ℓθ⁺ (per-token means in the study; sums also work)
     policy_rejected_logps: Tensor,     # (B,) ℓθ⁻
@@ -210,6 +211,7 @@ def mrpo_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]: # losses (B,), metrics: dict of (B,) detached tensors
     """MRPO loss (Le et al., 2025, Eq. 2): DPO against the harmonic mixture π̃ = (Σ_k α_k/π_k)⁻¹.
 
+    Shapes: policy_* (B,), reference_* (B, K), alpha (K,) or (B, K); returns losses (B,), metrics {name: (B,)}.
     z = β[(ℓθ⁺ − ℓθ⁻) + (L⁻ − L⁺)], L^± = −logsumexp_k(log α_k − ℓ_k^±); loss = softplus(−z).
     Rewards are measured against the harmonic mixture: β(ℓθ^± − L^±). α_k = 0 drops reference k."""
     pc, pr, rc, rr, a = _prepare_multi(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
@@ -222,7 +224,7 @@ def mrpo_loss(
     losses = F.softplus(-logits)
     return losses, _metrics(pc, pr, beta * (pc - ref_chosen), beta * (pr - ref_rejected))
 
-# %% ../nbs/03_losses.ipynb #9399ea6b
+# %% ../nbs/03_losses.ipynb #6e46490e
 def mdpo_loss(
     policy_chosen_logps: Tensor,       # (B,) ℓθ⁺
     policy_rejected_logps: Tensor,     # (B,) ℓθ⁻
@@ -234,6 +236,7 @@ def mdpo_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]: # losses (B,), metrics: dict of (B,) detached tensors
     """MDPO loss: the α-weighted mixture of single-reference DPO losses, Σ_k α_k softplus(−β(Δθ − Δ_k)).
 
+    Shapes: policy_* (B,), reference_* (B, K), alpha (K,) or (B, K); returns losses (B,), metrics {name: (B,)}.
     Rewards are the α-weighted averages of the per-reference rewards, β(ℓθ^± − Σ_k α_k ℓ_k^±)
     (by linearity the same as the geometric mixture's); margins are Σ_k α_k z_k."""
     pc, pr, rc, rr, a = _prepare_multi(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
@@ -245,7 +248,7 @@ def mdpo_loss(
     ref_chosen, ref_rejected = geometric_mixture_logps(rc, a), geometric_mixture_logps(rr, a)
     return losses, _metrics(pc, pr, beta * (pc - ref_chosen), beta * (pr - ref_rejected))
 
-# %% ../nbs/03_losses.ipynb #378bbbb2
+# %% ../nbs/03_losses.ipynb #b95867cd
 def geometric_loss(
     policy_chosen_logps: Tensor,       # (B,) ℓθ⁺
     policy_rejected_logps: Tensor,     # (B,) ℓθ⁻
@@ -257,6 +260,7 @@ def geometric_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]: # losses (B,), metrics: dict of (B,) detached tensors
     """Geometric-mixture loss (Aminian et al., 2025): DPO against π̂ ∝ Π_k π_k^α_k, whose normaliser cancels.
 
+    Shapes: policy_* (B,), reference_* (B, K), alpha (K,) or (B, K); returns losses (B,), metrics {name: (B,)}.
     z = β(Δθ − Σ_k α_k Δ_k); loss = softplus(−z). Rewards are β(ℓθ^± − Σ_k α_k ℓ_k^±)."""
     pc, pr, rc, rr, a = _prepare_multi(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
                                        reference_rejected_logps, alpha, beta, validate)
@@ -267,7 +271,7 @@ def geometric_loss(
     losses = F.softplus(-logits)
     return losses, _metrics(pc, pr, beta * (pc - ref_chosen), beta * (pr - ref_rejected))
 
-# %% ../nbs/03_losses.ipynb #2d21efbf
+# %% ../nbs/03_losses.ipynb #4e5e66a7
 LOSSES = {"dpo": dpo_loss, "mrpo": mrpo_loss, "mdpo": mdpo_loss, "geometric": geometric_loss}
 
 def preference_loss(
