@@ -8,13 +8,13 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/losses.html.md"""
 __all__ = ['LOSSES', 'dpo_loss', 'length_normalise', 'harmonic_mixture_logps', 'geometric_mixture_logps', 'mrpo_loss',
            'mdpo_loss', 'geometric_loss', 'preference_loss']
 
-# %% ../nbs/03_losses.ipynb #f3c25309
+# %% ../nbs/03_losses.ipynb #de34c088
 import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# %% ../nbs/03_losses.ipynb #16185eb1
+# %% ../nbs/03_losses.ipynb #81bde891
 _HALF = (torch.float16, torch.bfloat16)
 
 def _compute_dtype(*tensors) -> torch.dtype:
@@ -38,7 +38,7 @@ def _check_beta(beta):
     except (TypeError, ValueError, RuntimeError): b = math.nan
     if not (math.isfinite(b) and b > 0): raise ValueError(f"beta must be a finite positive number, got {beta!r}")
 
-# %% ../nbs/03_losses.ipynb #bf2439f2
+# %% ../nbs/03_losses.ipynb #9ca5953b
 def _first_bad(t: Tensor, bad: Tensor) -> str:
     "Describe the first position where the boolean mask `bad` holds, with the value of `t` there."
     idx = tuple(int(i) for i in bad.nonzero()[0].tolist())
@@ -72,7 +72,7 @@ def _check_values(named: dict, alpha: Tensor | None = None, tol: float = 1e-4):
         raise ValueError(f"alpha must lie on the probability simplex: its weights must sum to 1 (within {tol:g}), "
                          f"but they sum to {s[bad].flatten()[0].item():.6g}{where}")
 
-# %% ../nbs/03_losses.ipynb #fb82a84f
+# %% ../nbs/03_losses.ipynb #6ce73e40
 def _check_policy(policy_chosen_logps, policy_rejected_logps) -> int:
     "Check the policy log-probs are (B,) each; return B."
     if policy_chosen_logps.ndim != 1:
@@ -105,7 +105,7 @@ def _metrics(policy_chosen_logps, policy_rejected_logps, chosen_rewards, rejecte
             "rewards/margins": c - r, "logps/chosen": policy_chosen_logps.detach(),
             "logps/rejected": policy_rejected_logps.detach()}
 
-# %% ../nbs/03_losses.ipynb #f09f5dcc
+# %% ../nbs/03_losses.ipynb #81b7fefe
 def dpo_loss(
     policy_chosen_logps: Tensor,       # (B,) log π_θ(y⁺|x): sums (DPO) or per-token means (LN-DPO)
     policy_rejected_logps: Tensor,     # (B,) log π_θ(y⁻|x)
@@ -139,7 +139,7 @@ def dpo_loss(
     losses = F.softplus(-logits)
     return losses, _metrics(pc, pr, beta * (pc - rc), beta * (pr - rr))
 
-# %% ../nbs/03_losses.ipynb #abd1b60e
+# %% ../nbs/03_losses.ipynb #4f4d3e61
 def length_normalise(
     logps: Tensor,    # (...) summed log-probs, e.g. (B,) or (B, K)
     lengths,          # (...) same shape: the number of reply tokens each sum covers (int or float), >= 1
@@ -161,7 +161,7 @@ def length_normalise(
                                        f"negative length in {_first_bad(n, n <= 0)}")
     return lp / n.to(dt)
 
-# %% ../nbs/03_losses.ipynb #c33acf8c
+# %% ../nbs/03_losses.ipynb #6b72a02c
 def _log_weights(alpha: Tensor) -> Tensor:
     "log α with -inf where α = 0, without a log(0) in the autograd graph (finite gradients w.r.t. α)."
     pos = alpha > 0
@@ -181,7 +181,7 @@ def geometric_mixture_logps(
     "Unnormalised log-probability of a reply under the geometric mixture Π_k π_k^α_k (its normaliser cancels in every loss)."
     return (alpha * reference_logps).sum(-1)
 
-# %% ../nbs/03_losses.ipynb #79ee0aec
+# %% ../nbs/03_losses.ipynb #f308c763
 def _prepare_multi(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps,
                    alpha, beta, validate):
     "Cast to the computation dtype, put everything on the policy's device and (optionally) validate."
@@ -199,7 +199,7 @@ def _prepare_multi(policy_chosen_logps, policy_rejected_logps, reference_chosen_
         _check_values(dict(zip(names, (pc, pr, rc, rr))), a, tol)
     return pc, pr, rc, rr, a
 
-# %% ../nbs/03_losses.ipynb #4096e7a6
+# %% ../nbs/03_losses.ipynb #c05e3ffc
 def mrpo_loss(
     policy_chosen_logps: Tensor,       # (B,) ℓθ⁺ (per-token means in the study; sums also work)
     policy_rejected_logps: Tensor,     # (B,) ℓθ⁻
@@ -224,7 +224,7 @@ def mrpo_loss(
     losses = F.softplus(-logits)
     return losses, _metrics(pc, pr, beta * (pc - ref_chosen), beta * (pr - ref_rejected))
 
-# %% ../nbs/03_losses.ipynb #009a842d
+# %% ../nbs/03_losses.ipynb #8827e22f
 def mdpo_loss(
     policy_chosen_logps: Tensor,       # (B,) ℓθ⁺
     policy_rejected_logps: Tensor,     # (B,) ℓθ⁻
@@ -248,7 +248,7 @@ def mdpo_loss(
     ref_chosen, ref_rejected = geometric_mixture_logps(rc, a), geometric_mixture_logps(rr, a)
     return losses, _metrics(pc, pr, beta * (pc - ref_chosen), beta * (pr - ref_rejected))
 
-# %% ../nbs/03_losses.ipynb #b28c4e8e
+# %% ../nbs/03_losses.ipynb #3e1422e5
 def geometric_loss(
     policy_chosen_logps: Tensor,       # (B,) ℓθ⁺
     policy_rejected_logps: Tensor,     # (B,) ℓθ⁻
@@ -271,7 +271,7 @@ def geometric_loss(
     losses = F.softplus(-logits)
     return losses, _metrics(pc, pr, beta * (pc - ref_chosen), beta * (pr - ref_rejected))
 
-# %% ../nbs/03_losses.ipynb #944365e2
+# %% ../nbs/03_losses.ipynb #9d83dda0
 LOSSES = {"dpo": dpo_loss, "mrpo": mrpo_loss, "mdpo": mdpo_loss, "geometric": geometric_loss}
 
 def preference_loss(
