@@ -52,12 +52,13 @@ clean-nbs: install-dev
 
 # nbdev-clean and nbdev-export must leave git clean: the library is what the notebooks say.
 check-clean: install-dev
-	"$(BIN)/nbdev-clean"
+	@"$(BIN)/nbdev-clean"
 	"$(BIN)/nbdev-export"
-	if [ -n "$$(git status --porcelain -- nbs mrpo_nb)" ]; then
-	  echo "nbdev-clean / nbdev-export changed files: commit the cleaned notebooks and the exported library:"
-	  git status --porcelain -- nbs mrpo_nb
-	  git --no-pager diff --stat -- nbs mrpo_nb
+	"$(PY)" tools/readme.py
+	if [ -n "$$(git status --porcelain -- nbs mrpo_nb README.md)" ]; then
+	  echo "nbdev-clean / nbdev-export / tools/readme.py changed files: commit the cleaned notebooks, the exported library and README.md:"
+	  git status --porcelain -- nbs mrpo_nb README.md
+	  git --no-pager diff --stat -- nbs mrpo_nb README.md
 	  exit 1
 	fi
 	echo "nbdev-clean and nbdev-export leave git clean"
