@@ -18,6 +18,10 @@ Usage: python benchmarks/scoring.py [--pairs 24] [--token-budget 8192] [--batch-
 The last line printed is one JSON object: {"vs_naive": ..., "vs_padded": ..., "floor_share": ...}.
 """
 import argparse, json, os, random, time, warnings
+# OpenMP threads that spin while they wait turn every small parallel region into a scheduler time slice on a shared,
+# oversubscribed CPU (elementwise ops ran ~100x slower here). Passive waiting fixes that; it must be set before
+# torch loads OpenMP, and it applies to every method measured below alike.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 
 warnings.filterwarnings("ignore")
@@ -114,6 +118,7 @@ def main():
     tokens = sum(lens)                                                   # prompt + reply, per sequence
     computed = sum(len(seqs[i][0]) + len(seqs[i][1]) + len(seqs[i + 1][1]) for i in range(0, len(seqs), 2))
     print(f"SmolLM2-135M fp32, {n_params / 1e6:.1f} M parameters, torch threads {torch.get_num_threads()}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
           f"loaded in {time.perf_counter() - t0:.0f} s")
     print(f"{len(rows)} pairs ({n_built} built-in, {len(rows) - n_built} with longer replies), {len(seqs)} sequences, "
           f"{tokens} tokens (min {min(lens)}, median {sorted(lens)[len(lens) // 2]}, max {max(lens)}), "
