@@ -2,7 +2,8 @@
 
 Compares, on the same pre-tokenised pairs (prompt rendered with the model's chat template, replies with their
 end-of-turn token):
-  naive   one sequence at a time, full logits and a full log-softmax at every position (a plain loop);
+  naive   one pair at a time (chosen and rejected in one right-padded batch of two), full logits and a full
+          log-softmax at every position (a plain loop); also reported: one sequence at a time (naive_seq);
   padded  fixed-size batches of pairs in data order, padded to the batch's longest sequence, full logits and a
           full log-softmax (what the study's code did);
   scorer  mrpo_nb.scoring: sequences sorted by length and batched under a token budget, LM head only at the
@@ -64,7 +65,8 @@ def matmul_rate(n: int = 2048, seconds: float = 3.0) -> float:
 
 
 @torch.inference_mode()
-def naive(model, seqs):
+def naive_sequences(model, seqs):
+    "One sequence at a time (no padding at all), full logits and a full log-softmax at every position."
     out = []
     for p, y in seqs:
         ids = torch.tensor([list(p) + list(y)])
@@ -72,6 +74,12 @@ def naive(model, seqs):
         lp = torch.log_softmax(logits[0, :-1], -1).gather(-1, ids[0, 1:, None]).squeeze(-1)
         out.append(lp[len(p) - 1:].sum().item())
     return out
+
+
+@torch.inference_mode()
+def naive(model, seqs, pad_id):
+    "One pair at a time (chosen and rejected in one padded batch of two), full logits and a full log-softmax."
+    return padded(model, seqs, pad_id, batch_pairs=1)
 
 
 @torch.inference_mode()
@@ -124,25 +132,27 @@ def main():
           f"{tokens} tokens (min {min(lens)}, median {sorted(lens)[len(lens) // 2]}, max {max(lens)}), "
           f"reply tokens {sum(len(y) for _, y in seqs)}; with each prompt once: {computed} tokens")
     with tempfile.TemporaryDirectory() as d:
-        scorer(lm, rows[:2], args.token_budget, d + "/warm"); naive(model, seqs[:2])  # warm-up
+        scorer(lm, rows[:2], args.token_budget, d + "/warm"); naive(model, seqs[:2], pad_id)  # warm-up
         r0 = matmul_rate()
-        ref, t_naive = timed(naive, model, seqs)
+        ref, t_naive = timed(naive, model, seqs, pad_id)
+        out_q, t_seq = timed(naive_sequences, model, seqs)
         out_p, t_pad = timed(padded, model, seqs, pad_id, args.batch_pairs)
         r1 = matmul_rate()
         (out_s, info), t_sc = timed(scorer, lm, rows, args.token_budget, d + "/run")
         r2 = matmul_rate()
     rate = (r1 + r2) / 2
-    err = max(max(abs(a - b) for a, b in zip(ref, out_p)), max(abs(a - b) for a, b in zip(ref, out_s)))
+    err = max(max(abs(a - b) for a, b in zip(ref, o)) for o in (out_p, out_s, out_q))
     floor = lambda n: 2 * n_params * n / rate
     print(f"matmul rate: {r0 / 1e9:.0f}, {r1 / 1e9:.0f}, {r2 / 1e9:.0f} GFLOP/s (floor uses {rate / 1e9:.0f})")
-    print(f"{'method':8s} {'seconds':>8s} {'tokens/s':>9s}  FLOP-floor share (of the tokens it computes)")
-    for name, t, n in (("naive", t_naive, tokens), ("padded", t_pad, tokens), ("scorer", t_sc, computed)):
-        print(f"{name:8s} {t:8.1f} {tokens / t:9.1f}  {floor(n) / t:5.2f}")
+    print(f"{'method':9s} {'seconds':>8s} {'tokens/s':>9s}  FLOP-floor share (of the tokens it computes)")
+    for name, t, n in (("naive", t_naive, tokens), ("naive_seq", t_seq, tokens), ("padded", t_pad, tokens),
+                       ("scorer", t_sc, computed)):
+        print(f"{name:9s} {t:8.1f} {tokens / t:9.1f}  {floor(n) / t:5.2f}")
     print(f"scorer packed pairs: {info['packed']}; largest |difference| in summed log-probs vs naive: {err:.2e}")
-    print(json.dumps(dict(vs_naive=round(t_naive / t_sc, 2), vs_padded=round(t_pad / t_sc, 2),
+    print(json.dumps(dict(vs_naive=round(t_naive / t_sc, 2), vs_padded=round(t_pad / t_sc, 2), vs_naive_seq=round(t_seq / t_sc, 2),
                           floor_share=round(floor(computed) / t_sc, 2), floor_share_scored_tokens=round(floor(tokens) / t_sc, 2),
                           scorer_tokens_per_s=round(tokens / t_sc, 1), naive_tokens_per_s=round(tokens / t_naive, 1),
-                          padded_tokens_per_s=round(tokens / t_pad, 1), matmul_gflops=round(rate / 1e9, 1),
+                          padded_tokens_per_s=round(tokens / t_pad, 1), naive_seq_tokens_per_s=round(tokens / t_seq, 1), matmul_gflops=round(rate / 1e9, 1),
                           tokens=tokens, computed_tokens=computed, pairs=len(rows), max_abs_diff=float(err))))
 
 
