@@ -20,6 +20,8 @@ TORCH_CPU := torch==2.13.0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# OpenMP threads sleep rather than spin while waiting: on a shared 2-core machine spinning slows every notebook several-fold.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: test demo install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check
 
