@@ -68,7 +68,7 @@ check-clean: install-dev
 nbtest: install-dev install-models
 	"$(PY)" tools/run_nbtests.py --flags slow
 
-test: check-clean nbtest
+test: check-clean docs-check nbtest
 
 demo: install install-models
 	"$(BIN)/mrpo" demo
@@ -76,9 +76,9 @@ demo: install install-models
 readme: install-dev
 	"$(PY)" tools/readme.py
 
-# What can be checked of the docs without Quarto: nbdev's notebook processing.
+# What can be checked of the docs without Quarto: nbdev's notebook processing (it executes the show_doc cells).
 docs-check: install-dev
-	"$(BIN)/nbdev-proc-nbs"
+	"$(PY)" tools/docs_check.py
 
 bench: install-dev install-models
 	"$(PY)" -m pip install -q -e ".[bench]"
