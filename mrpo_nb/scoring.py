@@ -18,9 +18,9 @@ from .models import apply_template, end_of_turn
 # %% auto #0
 __all__ = ['SCORES_FORMAT', 'encode_text', 'reply_text', 'tokenize_pair', 'pad_pairs', 'position_ids_from_mask', 'head_logps',
            'reply_logps', 'ScoreTable', 'pack_units', 'can_pack', 'packed_logps', 'length_batches', 'Reference',
-           'weights_identity', 'resolve_reference', 'canonical_rows', 'data_fingerprint', 'tokenize_rows',
-           'score_reference', 'score_references', 'reference_accuracy', 'format_accuracy', 'score_main', 'score_parser',
-           'score_cli']
+           'weights_identity', 'resolve_reference', 'canonical_rows', 'data_fingerprint',
+           'destroy_process_group_at_exit', 'tokenize_rows', 'score_reference', 'score_references',
+           'reference_accuracy', 'format_accuracy', 'score_main', 'score_parser', 'score_cli']
 
 # %% ../nbs/02_scoring.ipynb #2869873d
 def _render(tokenizer, messages, template=None, add_generation_prompt=True) -> str:
@@ -435,11 +435,26 @@ def _compute_kind(model) -> str:
                          "load the reference in float32 (CPU) or bfloat16 (CUDA)")
     return "bf16-autocast" if p.device.type == "cuda" else str(p.dtype).replace("torch.", "")
 
+_exit_handler = []
+
+def destroy_process_group_at_exit() -> None:
+    """Make sure torch.distributed's default process group is destroyed before this process exits (registered once).
+    A gloo group left to the interpreter's shutdown can abort it ('terminate called without an active exception',
+    SIGABRT): a run that finished would exit with an error. A script that destroys the group itself is unaffected."""
+    if _exit_handler: return
+    import atexit
+    def _destroy():
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    atexit.register(_destroy); _exit_handler.append(_destroy)
+
 def _state():
     "accelerate's process state (one process unless launched with several; CPU-only launches use gloo)."
     from accelerate import PartialState
     multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-    return PartialState(cpu=True) if multi_cpu else PartialState()
+    state = PartialState(cpu=True) if multi_cpu else PartialState()
+    if state.num_processes > 1: destroy_process_group_at_exit()
+    return state
 
 def _slug(name: str) -> str: return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
 

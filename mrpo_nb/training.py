@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file, load_file
 
-from .scoring import tokenize_pair, pad_pairs, reply_logps, _decoder_and_head, _softcap
+from .scoring import tokenize_pair, pad_pairs, reply_logps, _decoder_and_head, _softcap, destroy_process_group_at_exit
 from .losses import LOSSES
 from .weighters import make_weighter
 
@@ -475,6 +475,7 @@ class Trainer:
             self.acc = Accelerator(cpu=not torch.cuda.is_available())
         self.device, self.rank, self.world = self.acc.device, self.acc.process_index, self.acc.num_processes
         self.main = self.acc.is_main_process
+        if self.world > 1: destroy_process_group_at_exit()
         self.model, self.tok, self.template = load_policy(cfg, device=self.device, loaded=self._policy)
         self.model.train()
         self.params = list(trainable_parameters(self.model).values())
@@ -714,6 +715,7 @@ class Trainer:
                 if self.hook is not None: self.hook(self, rec)
         finally:
             bar.close()
+        if self.world > 1: self.acc.wait_for_everyone()   # every process finishes its steps before the main one reports
         if self.state["status"] == "running" and self.state["step"] == self.n_steps: self.state["status"] = "completed"
         self.state["wall_time"] = time.perf_counter() - t_wall
         summary = self.summary()
