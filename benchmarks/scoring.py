@@ -14,7 +14,9 @@ rate is an average over the window, like the scorer's own time).
 Tokens/s count real (unpadded) prompt + reply tokens of every scored sequence, the same for all three. The
 scorer packs each pair (prompt once, both replies) and runs a prompt prefix that a whole batch shares (SmolLM2's
 system prompt) once, so it computes fewer tokens: its floor share is reported on the tokens it computes
-(floor_share) and on the scored tokens (floor_share_scored_tokens).
+(floor_share) and on the scored tokens (floor_share_scored_tokens). vs_naive_ceiling bounds what any exact
+scorer could reach against the naive loop in this run: the fewest FLOPs the scores need (`min_flops`) at the best
+matmul rate measured.
 
 Usage: python benchmarks/scoring.py [--pairs 24] [--token-budget 8192] [--batch-pairs 8]
 The last line printed is one JSON object: {"vs_naive": ..., "vs_padded": ..., "floor_share": ...}.
@@ -114,6 +116,23 @@ def computed_tokens(seqs, token_budget):
     return total
 
 
+def min_flops(model, seqs):
+    """The fewest FLOPs any exact scorer needs for `seqs`: every distinct token prefix (a trie over all sequences,
+    so shared prompts, system prompts and reply openings count once) through the decoder once, 2·(N − E) FLOPs per
+    token (E: the embedding, a lookup), and the LM head, 2·E per row, only at the distinct positions that predict a
+    reply token. Attention and normalisation are left out, so this is a lower bound."""
+    params = {p.data_ptr(): p.numel() for p in model.parameters()}
+    emb_in, emb_out = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    head = emb_out.numel()
+    decoder = sum(params.values()) - emb_in.numel() - (0 if emb_out.data_ptr() == emb_in.data_ptr() else head)
+    nodes, head_rows = set(), set()
+    for p, y in seqs:
+        s = tuple(p) + tuple(y)
+        for k in range(1, len(s) + 1): nodes.add(s[:k])
+        for k in range(len(p), len(s)): head_rows.add(s[:k])   # the position after s[:k] predicts reply token s[k]
+    return 2 * decoder * len(nodes) + 2 * head * len(head_rows), len(nodes)
+
+
 def timed(f, *a, **kw):
     t = time.perf_counter(); r = f(*a, **kw); return r, time.perf_counter() - t
 
@@ -156,6 +175,8 @@ def main():
         (out_s, info), t_sc = timed(scorer, lm, rows, args.token_budget, d + "/run")
         r2 = matmul_rate()
     rate = (r1 + r2) / 2
+    least, trie_tokens = min_flops(model, seqs)
+    ceiling = t_naive / (least / max(r0, r1, r2))   # an exact scorer at the best matmul rate measured
     err = max(max(abs(a - b) for a, b in zip(ref, o)) for o in (out_p, out_s, out_q))
     floor = lambda n: 2 * n_params * n / rate
     print(f"matmul rate: {r0 / 1e9:.0f}, {r1 / 1e9:.0f}, {r2 / 1e9:.0f} GFLOP/s (floor uses {rate / 1e9:.0f})")
@@ -164,8 +185,11 @@ def main():
                        ("scorer", t_sc, computed)):
         print(f"{name:9s} {t:8.1f} {tokens / t:9.1f}  {floor(n) / t:5.2f}")
     print(f"scorer packed pairs: {info['packed']}; largest |difference| in summed log-probs vs naive: {err:.2e}")
+    print(f"ceiling for any exact scorer: {least / 1e9:.0f} GFLOP ({trie_tokens} distinct prefixes through the decoder, "
+          f"the LM head only where a reply token is predicted) at the best matmul rate measured = {ceiling:.2f}x the naive loop")
     print(json.dumps(dict(vs_naive=round(t_naive / t_sc, 2), vs_padded=round(t_pad / t_sc, 2), vs_naive_seq=round(t_seq / t_sc, 2),
                           floor_share=round(floor(computed) / t_sc, 2), floor_share_scored_tokens=round(floor(tokens) / t_sc, 2),
+                          vs_naive_ceiling=round(ceiling, 2), trie_tokens=trie_tokens,
                           scorer_tokens_per_s=round(tokens / t_sc, 1), naive_tokens_per_s=round(tokens / t_naive, 1),
                           padded_tokens_per_s=round(tokens / t_pad, 1), naive_seq_tokens_per_s=round(tokens / t_seq, 1), matmul_gflops=round(rate / 1e9, 1),
                           tokens=tokens, computed_tokens=computed, prompt_once_tokens=once, pairs=len(rows), max_abs_diff=float(err))))
