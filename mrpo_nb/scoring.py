@@ -16,10 +16,10 @@ import torch
 from .models import apply_template, end_of_turn
 
 # %% auto #0
-__all__ = ['SCORES_FORMAT', 'encode_text', 'reply_text', 'tokenize_pair', 'pad_pairs', 'position_ids_from_mask', 'head_logps',
-           'reply_logps', 'ScoreTable', 'pack_units', 'can_pack', 'packed_logps', 'length_batches', 'Reference',
-           'weights_identity', 'resolve_reference', 'canonical_rows', 'data_fingerprint',
-           'destroy_process_group_at_exit', 'tokenize_rows', 'score_reference', 'score_references',
+__all__ = ['SCORES_FORMAT', 'encode_text', 'reply_text', 'tokenize_pair', 'pad_pairs', 'decoder_and_head',
+           'position_ids_from_mask', 'head_logps', 'reply_logps', 'ScoreTable', 'pack_units', 'can_pack',
+           'packed_logps', 'length_batches', 'Reference', 'weights_identity', 'resolve_reference', 'canonical_rows',
+           'data_fingerprint', 'destroy_process_group_at_exit', 'tokenize_rows', 'score_reference', 'score_references',
            'reference_accuracy', 'format_accuracy', 'score_main', 'score_parser', 'score_cli']
 
 # %% ../nbs/02_scoring.ipynb #2869873d
@@ -89,7 +89,7 @@ def pad_pairs(seqs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int |
     return dict(input_ids=ids, attention_mask=att, reply_mask=rep)
 
 # %% ../nbs/02_scoring.ipynb #7f03b4e6
-def _decoder_and_head(model):
+def decoder_and_head(model):
     "The decoder stack (to final hidden states) and the LM head of a causal LM (plain or PEFT-wrapped)."
     dec = model.get_decoder() if hasattr(model, "get_decoder") else None
     if dec is None or dec is model: dec = getattr(model, "model", None)
@@ -109,7 +109,7 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 def head_logps(model, hs: torch.Tensor, targets: torch.Tensor, chunk_rows: int | None = None) -> torch.Tensor:
     "log pi(target | h) for hidden-state rows `hs` (M, d): LM head on these rows only, logsumexp + gather, fp32."
-    _, head = _decoder_and_head(model)
+    _, head = decoder_and_head(model)
     cap = _softcap(model)
     chunk_rows = chunk_rows or max(64, 2 ** 24 // max(1, head.weight.shape[0]))  # ~64 MB of fp32 logits at a time
     parts = []
@@ -127,7 +127,7 @@ def head_logps(model, hs: torch.Tensor, targets: torch.Tensor, chunk_rows: int |
 def reply_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, reply_mask: torch.Tensor,
                 out_dtype=torch.float32, chunk_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "Summed log-probabilities of the reply tokens per sequence (N,) and their number (N,)."
-    dec, _ = _decoder_and_head(model)
+    dec, _ = decoder_and_head(model)
     out = dec(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
               use_cache=False)
     h = out[0] if isinstance(out, tuple) else out.last_hidden_state
@@ -320,7 +320,7 @@ def packed_logps(model, units, pad_id: int, chunk_rows: int | None = None,
     "Summed reply log-probabilities (float64) and lengths for packed units, replies in order (unit by unit)."
     dev = next(model.parameters()).device
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    dec, _ = _decoder_and_head(model)
+    dec, _ = decoder_and_head(model)
     S = _common_prefix(units) if len(units) > 1 and _full_attention_only(cfg) else 0
     cache = None
     if S >= min_prefix:  # a prefix every prompt in the batch shares (a system prompt): computed once, as a KV cache

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file, load_file
 
-from .scoring import tokenize_pair, pad_pairs, reply_logps, _decoder_and_head, _softcap, destroy_process_group_at_exit
+from .scoring import tokenize_pair, pad_pairs, reply_logps, head_logps, decoder_and_head, destroy_process_group_at_exit
 from .losses import LOSSES
 from .weighters import make_weighter
 
@@ -209,7 +209,7 @@ def pack_pairs(enc: EncodedPairs, rows, pad_id: int, float_mask_dtype=None) -> d
 
 def packed_reply_logps(model, enc: EncodedPairs, rows, pad_id: int, chunk_rows: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     "Like `reply_logps` on the pairs' 2m sequences (chosen then rejected), computed from one packed row per pair."
-    dec, head = _decoder_and_head(model)
+    dec, _ = decoder_and_head(model)
     w = next(model.parameters())
     attn = getattr(model.config, "_attn_implementation", None) or "sdpa"
     pk = pack_pairs(enc, rows, pad_id, float_mask_dtype=None if attn == "sdpa" else
@@ -219,13 +219,7 @@ def packed_reply_logps(model, enc: EncodedPairs, rows, pad_id: int, chunk_rows: 
               position_ids=pk["position_ids"].to(dev), use_cache=False)
     h = out[0] if isinstance(out, tuple) else out.last_hidden_state
     hs, tgt = h[pk["row"].to(dev), pk["pos"].to(dev)], pk["target"].to(dev)
-    cap = _softcap(model)
-    parts = []
-    for s in range(0, hs.shape[0], chunk_rows):
-        z = head(hs[s:s + chunk_rows]).float()
-        if cap: z = torch.tanh(z / cap) * cap
-        parts.append(z.gather(-1, tgt[s:s + chunk_rows, None]).squeeze(-1) - torch.logsumexp(z, -1))
-    lp, owner = torch.cat(parts), pk["owner"].to(dev)
+    lp, owner = head_logps(model, hs, tgt, chunk_rows), pk["owner"].to(dev)
     sums = torch.zeros(pk["n_seqs"], dtype=torch.float64, device=dev).index_add(0, owner, lp.double())
     n = torch.zeros(pk["n_seqs"], dtype=torch.long, device=dev).index_add(0, owner, torch.ones_like(owner))
     return sums.float(), n
