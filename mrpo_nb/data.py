@@ -116,6 +116,13 @@ def _split_reply(msgs: list[dict], key: str, where: str) -> tuple[list[dict], st
         raise RowError(BAD_CONVERSATION, f"{where}: the last message of {key!r} should be the assistant's reply, got {got!r}")
     return msgs[:-1], msgs[-1]["content"]
 
+def _conversation_pair(raw: dict, where: str) -> tuple[list[dict], str, str]:
+    "(shared prompt messages, chosen reply, rejected reply) from `chosen`/`rejected` conversations ending in the replies."
+    pc, yc = _split_reply(_messages(_get(raw, "chosen", where), "chosen", where), "chosen", where)
+    pr, yr = _split_reply(_messages(_get(raw, "rejected", where), "rejected", where), "rejected", where)
+    if pc != pr: raise RowError(PROMPT_MISMATCH, f"{where}: 'chosen' and 'rejected' start from different prompts")
+    return pc, yc, yr
+
 def _scalars(raw: dict, skip: Iterable[str]) -> dict:
     "The row's remaining JSON-friendly fields, for `meta`."
     skip = set(skip)
@@ -124,11 +131,7 @@ def _scalars(raw: dict, skip: Iterable[str]) -> dict:
 # %% ../nbs/00_data.ipynb #a8d34a46
 def from_ultrafeedback(raw: dict, where: str = "row", source: str = "ultrafeedback_binarized") -> dict:
     "Canonical row from the H4 UltraFeedback-binarized layout (`prompt`, `chosen`/`rejected` message lists, scores)."
-    ch = _messages(_get(raw, "chosen", where), "chosen", where)
-    rj = _messages(_get(raw, "rejected", where), "rejected", where)
-    pc, yc = _split_reply(ch, "chosen", where)
-    pr, yr = _split_reply(rj, "rejected", where)
-    if pc != pr: raise RowError(PROMPT_MISMATCH, f"{where}: 'chosen' and 'rejected' start from different prompts")
+    pc, yc, yr = _conversation_pair(raw, where)
     if not pc: pc = [{"role": "user", "content": _text(raw, "prompt", where)}]
     meta = _scalars(raw, ("prompt", "chosen", "rejected", "messages"))
     return make_row(pc, yc, yr, source, dict(meta, where=where))
@@ -159,11 +162,7 @@ def from_pku_saferlhf(raw: dict, where: str = "row", source: str = "PKU-SafeRLHF
 # %% ../nbs/00_data.ipynb #d4aee41f
 def from_conversational(raw: dict, where: str = "row", source: str = "conversational") -> dict:
     "Canonical row from whole `chosen`/`rejected` conversations whose shared prefix is the prompt (RLHFlow layout)."
-    ch = _messages(_get(raw, "chosen", where), "chosen", where)
-    rj = _messages(_get(raw, "rejected", where), "rejected", where)
-    pc, yc = _split_reply(ch, "chosen", where)
-    pr, yr = _split_reply(rj, "rejected", where)
-    if pc != pr: raise RowError(PROMPT_MISMATCH, f"{where}: 'chosen' and 'rejected' start from different prompts")
+    pc, yc, yr = _conversation_pair(raw, where)
     if not pc: raise RowError(BAD_CONVERSATION, f"{where}: 'chosen' has no prompt before the reply")
     return make_row(pc, yc, yr, source, dict(_scalars(raw, ("chosen", "rejected")), where=where))
 
