@@ -6,7 +6,7 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/scoring.html.md"""
 
 # %% ../nbs/02_scoring.ipynb #5b71018f
 from __future__ import annotations
-import hashlib, json, math, os, re, shutil, time, warnings
+import atexit, hashlib, json, math, os, re, shutil, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -435,18 +435,15 @@ def _compute_kind(model) -> str:
                          "load the reference in float32 (CPU) or bfloat16 (CUDA)")
     return "bf16-autocast" if p.device.type == "cuda" else str(p.dtype).replace("torch.", "")
 
-_exit_handler = []
+def _destroy_process_group():
+    if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
 def destroy_process_group_at_exit() -> None:
     """Make sure torch.distributed's default process group is destroyed before this process exits (registered once).
     A gloo group left to the interpreter's shutdown can abort it ('terminate called without an active exception',
     SIGABRT): a run that finished would exit with an error. A script that destroys the group itself is unaffected."""
-    if _exit_handler: return
-    import atexit
-    def _destroy():
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    atexit.register(_destroy); _exit_handler.append(_destroy)
+    atexit.unregister(_destroy_process_group)  # so that calling it again registers nothing more
+    atexit.register(_destroy_process_group)
 
 def _state():
     "accelerate's process state (one process unless launched with several; CPU-only launches use gloo)."
