@@ -65,6 +65,7 @@ def _check_acc(x, what: str, who: str) -> float:
     try: v = float(x)
     except (TypeError, ValueError): raise TypeError(f"{who}: {what} must be a number (a validation accuracy); got {x!r}") from None
     if not np.isfinite(v): raise ValueError(f"{who}: {what} must be finite; got {v}")
+    if not 0.0 <= v <= 1.0: raise ValueError(f"{who}: {what} must be an accuracy in [0, 1] (a share of pairs); got {v}")
     return v
 
 def _floats(a) -> list:
@@ -228,12 +229,12 @@ class _ValidationWeighter(Weighter):
                              f"{_floats(self.weights)}: restore with the same validation margins")
 
 class VDWWeighter(_ValidationWeighter):
-    "Validation-data weighting: α_k ∝ Σ_val |Δ_ik| (uniform if every validation margin is 0)."
+    "Validation-set-based discrimination weighting: α_k ∝ Σ_val |Δ_ik| (uniform if every validation margin is 0)."
     name = 'vdw'
     def _scores(self, vm): return abs_column_sums(vm)
 
 class VAWWeighter(_ValidationWeighter):
-    "Validation-accuracy weighting: α_k ∝ #{val: Δ_ik > 0} (uniform if no reference ranks any validation pair correctly)."
+    "Validation-set-based accuracy weighting: α_k ∝ #{val: Δ_ik > 0} (uniform if no reference ranks any validation pair correctly)."
     name = 'vaw'
     def _scores(self, vm): return (vm > 0).sum(0).astype(np.float64)
 
@@ -243,20 +244,24 @@ class SWCWWeighter(Weighter):
     name = 'swcw'
     def __init__(self, n_refs: int, seed: int = 0):
         super().__init__(n_refs, seed)
-        self.next_alpha, self.next_source = None, 'uniform: first mini-batch'
+        self.next_alpha, self.next_source = None, None   # None: the first mini-batch (no previous one yet)
 
-    def _rule(self, sums: np.ndarray) -> tuple[np.ndarray, str]:
-        if sums.max() == 0: return np.full(self.n_refs, 1.0 / self.n_refs), 'uniform: previous mini-batch all zero'
-        return to_simplex(sums), 'previous mini-batch'
+    def _rule(self, sums: np.ndarray, context: str) -> tuple[np.ndarray, str]:
+        "α from the references' scores Σ_i |Δ_ik| (all zero: no information), and a note on where it came from."
+        if sums.max() == 0: return np.full(self.n_refs, 1.0 / self.n_refs), f'{context}: no information, uniform'
+        return to_simplex(sums), context
 
     def _alpha(self, m):
-        a = np.full(self.n_refs, 1.0 / self.n_refs) if self.next_alpha is None else self.next_alpha.copy()
-        return a, dict(source=self.next_source)
+        if self.next_alpha is None: a, src = self._rule(np.zeros(self.n_refs), 'first mini-batch')
+        else: a, src = self.next_alpha.copy(), self.next_source
+        return a, dict(source=src)
 
     def _observe(self, m, acc_before, acc_after, entry):
         if m is None: raise ValueError(f"{self.name}.observe: needs the margins of the mini-batch just trained on "
                                        "(they set the next mini-batch's α)")
-        self.next_alpha, self.next_source = self._rule(abs_column_sums(m))
+        sums = abs_column_sums(m)
+        context = 'previous mini-batch all zero' if sums.max() == 0 else 'previous mini-batch'
+        self.next_alpha, self.next_source = self._rule(sums, context)
 
     def _state(self):
         return dict(next_alpha=None if self.next_alpha is None else _floats(self.next_alpha), next_source=self.next_source)
@@ -265,14 +270,13 @@ class SWCWWeighter(Weighter):
         self.next_source = s['next_source']
 
 class SWCWOHWeighter(SWCWWeighter):
-    "One-hot on argmax_k Σ_{previous mini-batch} |Δ_ik| (lowest index on ties); uniform for the first mini-batch and after an all-zero one."
+    "One-hot on argmax_k Σ_{previous mini-batch} |Δ_ik|, lowest index on ties: reference 0 when nothing is known yet."
     name = 'swcw_oh'
-    def _rule(self, sums):
-        if sums.max() == 0: return np.full(self.n_refs, 1.0 / self.n_refs), 'uniform: previous mini-batch all zero'
+    def _rule(self, sums, context):
         k = int(np.argmax(sums))                # numpy returns the first maximum: the lowest index
         a = np.zeros(self.n_refs); a[k] = 1.0
         n_tied = int((sums == sums[k]).sum())
-        return a, 'previous mini-batch' + (f' (argmax tied between {n_tied} references: lowest index)' if n_tied > 1 else '')
+        return a, context + (f' (argmax tied between {n_tied} references: lowest index)' if n_tied > 1 else '')
 
 # %% ../nbs/04_weighters.ipynb #fb5c13ca
 class TSWWeighter(Weighter):
