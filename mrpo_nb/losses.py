@@ -1,4 +1,4 @@
-"""DPO, length-normalised DPO, MRPO, MDPO, the geometric mixture and a reference-free control: derivations, stable implementations, tests.
+"""DPO, LN-DPO, MRPO, MDPO, the geometric mixture and a reference-free control: derivations, stable code, tests.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/losses.html.md"""
 
@@ -164,8 +164,8 @@ def length_normalise(
     if validate:
         if n.shape != lp.shape:
             raise ValueError(f"lengths has shape {_shape(n)} but logps has shape {_shape(lp)}; they must match")
-        ok = torch.stack([torch.isfinite(lp).all(), torch.isfinite(n).all() if n.is_floating_point() else torch.tensor(True, device=n.device),
-                          (n > 0).all(), (lp <= LOGP_TOL).all()]).tolist()
+        n_finite = torch.isfinite(n).all() if n.is_floating_point() else torch.tensor(True, device=n.device)
+        ok = torch.stack([torch.isfinite(lp).all(), n_finite, (n > 0).all(), (lp <= LOGP_TOL).all()]).tolist()
         if not ok[0]: raise ValueError(f"logps has non-finite {_first_bad(lp, ~torch.isfinite(lp))}")
         if not ok[1]: raise ValueError(f"lengths has non-finite {_first_bad(n, ~torch.isfinite(n))}")
         if not ok[2]: raise ValueError(f"lengths must be positive (a reply has at least one token): got a zero or "
@@ -201,7 +201,7 @@ def harmonic_mixture_logratios(
     reference_rejected_logps: Tensor,  # (B, K) ℓ_k⁻
     alpha: Tensor,                     # (K,) or (B, K) weights on the simplex (zeros allowed)
 ) -> Tensor:                           # (B,) L⁺ − L⁻ = log Σ_k w_k e^{Δ_k}, w = softmax_k(log α_k − ℓ_k⁺)
-    "MRPO's reference log-ratio L⁺ − L⁻ of the harmonic mixtures, computed from the Δ_k = ℓ_k⁺ − ℓ_k⁻ (accurate when they are small)."
+    "MRPO's reference log-ratio L⁺ − L⁻, computed from the Δ_k = ℓ_k⁺ − ℓ_k⁻ (accurate when they are small)."
     log_w = torch.log_softmax(_log_weights(alpha) - reference_chosen_logps, dim=-1)    # -inf where α_k = 0
     w = log_w.exp()
     delta = reference_chosen_logps - reference_rejected_logps
@@ -315,7 +315,8 @@ def geometric_loss(
 def _check_gamma(gamma):
     try: g = float(gamma)
     except (TypeError, ValueError, RuntimeError): g = math.nan
-    if not (math.isfinite(g) and g >= 0): raise ValueError(f"gamma (the target margin) must be a finite number >= 0, got {gamma!r}")
+    if not (math.isfinite(g) and g >= 0):
+        raise ValueError(f"gamma (the target margin) must be a finite number >= 0, got {gamma!r}")
 
 def ref_free_loss(
     policy_chosen_logps: Tensor,       # (B,) ℓθ⁺ (per-token means in the study; sums also work)
