@@ -25,7 +25,7 @@ export TOKENIZERS_PARALLELISM := false
 # OpenMP threads sleep rather than spin while waiting: on a shared 2-core machine spinning slows every notebook several-fold.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: test demo install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check lint
+.PHONY: test demo install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check lint widget-assets
 
 $(PY):
 	python3 -m venv "$(VENV)"
@@ -70,7 +70,7 @@ check-clean: install-dev
 # MRPO_REQUIRE_WHEELS=1: a test that needs an offline wheel model fails when the wheel is missing, instead of skipping.
 # The TRL chapter (10_trl) tests against TRL, the `bench` extra: installed here, and MRPO_REQUIRE_TRL=1 makes its
 # tests fail rather than skip when TRL is missing.
-nbtest: install-dev install-models
+nbtest: install-dev install-models widget-assets
 	"$(PY)" -m pip install -q -e ".[bench]"
 	MRPO_REQUIRE_WHEELS=1 MRPO_REQUIRE_TRL=1 "$(PY)" tools/run_nbtests.py --flags slow
 
@@ -85,6 +85,18 @@ readme: install-dev
 # ruff on the exported library (configured in pyproject.toml: unused imports, undefined names, lines over 120).
 lint: install-dev
 	"$(BIN)/ruff" check mrpo_nb
+
+# The ipywidgets HTML manager (JavaScript, matching ipywidgets 8) for the widgets notebook's browser test of an
+# embedded widget page: npm installs it into the git-ignored .cache/widgets, so no test downloads anything.
+HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
+widget-assets:
+	if grep -qs '"version": "1.0.15"' .cache/widgets/node_modules/@jupyter-widgets/html-manager/package.json; then
+	  echo "$(HTML_MANAGER) already in .cache/widgets"
+	elif command -v npm >/dev/null; then
+	  npm install --prefix .cache/widgets --no-audit --no-fund --no-save --silent "$(HTML_MANAGER)"
+	else
+	  echo "npm not found: the widgets notebook's embedded-page browser test will fail (install Node.js and npm)"
+	fi
 
 # What can be checked of the docs without Quarto: nbdev's notebook processing (it executes the show_doc cells).
 docs-check: install-dev
