@@ -94,14 +94,16 @@ _ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "ass
 def _messages(v: Any, key: str, where: str) -> list[dict]:
     "Validate a list of chat messages ({role, content}); roles are normalised to system / user / assistant."
     if not isinstance(v, list):
-        raise RowError(NON_STRING, f"{where}: field {key!r} should be a list of messages, got {type(v).__name__} {_short(v)}")
+        raise RowError(NON_STRING,
+                       f"{where}: field {key!r} should be a list of messages, got {type(v).__name__} {_short(v)}")
     out = []
     for j, m in enumerate(v):
         if not isinstance(m, dict): raise RowError(BAD_CONVERSATION, f"{where}: {key}[{j}] is not a message object")
         if m.get("role") is None: raise RowError(MISSING, f"{where}: field {key}[{j}].role is missing")
         if m.get("content") is None: raise RowError(MISSING, f"{where}: field {key}[{j}].content is missing")
         if not isinstance(m["content"], str):
-            raise RowError(NON_STRING, f"{where}: field {key}[{j}].content should be a string, got {type(m['content']).__name__}")
+            raise RowError(NON_STRING,
+                           f"{where}: field {key}[{j}].content should be a string, got {type(m['content']).__name__}")
         role = _ROLES.get(str(m["role"]).lower())
         if role is None: raise RowError(BAD_CONVERSATION, f"{where}: {key}[{j}] has an unknown role {m['role']!r}")
         out.append({"role": role, "content": m["content"]})
@@ -111,11 +113,13 @@ def _split_reply(msgs: list[dict], key: str, where: str) -> tuple[list[dict], st
     "(messages before the last turn, last turn's text); the last turn must be the assistant's."
     if not msgs or msgs[-1]["role"] != "assistant":
         got = msgs[-1]["role"] if msgs else "no messages"
-        raise RowError(BAD_CONVERSATION, f"{where}: the last message of {key!r} should be the assistant's reply, got {got!r}")
+        raise RowError(BAD_CONVERSATION,
+                       f"{where}: the last message of {key!r} should be the assistant's reply, got {got!r}")
     return msgs[:-1], msgs[-1]["content"]
 
 def _conversation_pair(raw: dict, where: str) -> tuple[list[dict], str, str]:
-    "(shared prompt messages, chosen reply, rejected reply) from `chosen`/`rejected` conversations ending in the replies."
+    """(shared prompt messages, chosen reply, rejected reply) from `chosen`/`rejected` conversations ending in the
+    replies."""
     pc, yc = _split_reply(_messages(_get(raw, "chosen", where), "chosen", where), "chosen", where)
     pr, yr = _split_reply(_messages(_get(raw, "rejected", where), "rejected", where), "rejected", where)
     if pc != pr: raise RowError(PROMPT_MISMATCH, f"{where}: 'chosen' and 'rejected' start from different prompts")
@@ -173,17 +177,20 @@ def from_trl(raw: dict, where: str = "row", source: str = "trl") -> dict:
         v = _get(raw, key, where)
         if isinstance(v, str): return [], v
         if isinstance(v, list): return _split_reply(_messages(v, key, where), key, where)
-        raise RowError(NON_STRING, f"{where}: field {key!r} should be a string or a list of messages, got {type(v).__name__} {_short(v)}")
+        raise RowError(NON_STRING, f"{where}: field {key!r} should be a string or a list of messages, got "
+                       f"{type(v).__name__} {_short(v)}")
     pc, yc = reply("chosen")
     pr, yr = reply("rejected")
-    if pc != pr: raise RowError(PROMPT_MISMATCH, f"{where}: 'chosen' and 'rejected' carry different messages before the reply")
+    if pc != pr: raise RowError(PROMPT_MISMATCH,
+                                f"{where}: 'chosen' and 'rejected' carry different messages before the reply")
     return make_row(prompt + pc, yc, yr, source, dict(_scalars(raw, ("prompt", "chosen", "rejected")), where=where))
 
 # %% ../nbs/00_data.ipynb #add4d181
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 
 def parse_hh_transcript(text: str, where: str = "row", key: str = "chosen") -> list[dict]:
-    "Messages of an hh-rlhf transcript (`\\n\\nHuman:` / `\\n\\nAssistant:` turns); consecutive same-speaker turns merged."
+    """Messages of an hh-rlhf transcript (`\\n\\nHuman:` / `\\n\\nAssistant:` turns); consecutive same-speaker turns
+    merged."""
     if text.startswith(("Human:", "Assistant:")): text = "\n\n" + text
     parts = _HH_TURN.split(text)
     if parts[0].strip(): raise RowError(BAD_CONVERSATION, f"{where}: {key!r} has text before its first 'Human:' turn")
@@ -201,7 +208,8 @@ def from_hh_rlhf(raw: dict, where: str = "row", source: str = "hh-rlhf") -> dict
     mr = parse_hh_transcript(_text(raw, "rejected", where), where, "rejected")
     pc, yc = _split_reply(mc, "chosen", where)
     pr, yr = _split_reply(mr, "rejected", where)
-    if pc != pr: raise RowError(PROMPT_MISMATCH, f"{where}: 'chosen' and 'rejected' transcripts differ before the last reply")
+    if pc != pr: raise RowError(PROMPT_MISMATCH,
+                                f"{where}: 'chosen' and 'rejected' transcripts differ before the last reply")
     if not pc: raise RowError(BAD_CONVERSATION, f"{where}: the transcript has no prompt before the reply")
     return make_row(pc, yc, yr, source, dict(_scalars(raw, ("chosen", "rejected")), where=where))
 
@@ -313,7 +321,8 @@ def load_report(ds: datasets.Dataset) -> LoadReport | None:
     "The `LoadReport` attached by `load_preferences`, or None if there is none or `ds` was changed since."
     try: d = json.loads(ds.info.description or "")
     except (json.JSONDecodeError, TypeError, AttributeError): return None
-    if not isinstance(d, dict) or _REPORT_KEY not in d or d.get("fingerprint") != getattr(ds, "_fingerprint", None): return None
+    if not isinstance(d, dict) or _REPORT_KEY not in d: return None
+    if d.get("fingerprint") != getattr(ds, "_fingerprint", None): return None
     return LoadReport.from_dict(d[_REPORT_KEY])
 
 # %% ../nbs/00_data.ipynb #8ad71274
@@ -329,10 +338,12 @@ def convert_rows(items: Iterable[tuple[str, Any]], kind: str | None = None, sour
         if kind is None:
             first = next((raw for _, raw in items if isinstance(raw, dict)), None)
             if first is None and items:
-                raise ValueError(f"{source}: none of the first {min(len(items), 50)} rows decodes to an object; first problem: {items[0][1]}")
+                raise ValueError(f"{source}: none of the first {min(len(items), 50)} rows decodes to an object; first "
+                                 f"problem: {items[0][1]}")
             if first is None: raise ValueError(f"{source}: no rows to load")
-            raise ValueError(f"{source}: unknown layout (fields {sorted(first)}); known layouts are {', '.join(LAYOUTS)} "
-                             "— pass kind=... to say which one, or rename the fields to prompt/chosen/rejected")
+            raise ValueError(f"{source}: unknown layout (fields {sorted(first)}); known layouts are "
+                             f"{', '.join(LAYOUTS)} — pass kind=... to say which one, or rename the fields to "
+                             f"prompt/chosen/rejected")
     conv = LAYOUTS[kind]
     kw = dict(chosen_by=chosen_by) if kind == "pku_saferlhf" else {}
     report, rows = LoadReport(source=source, kind=kind), []
@@ -349,7 +360,8 @@ def convert_rows(items: Iterable[tuple[str, Any]], kind: str | None = None, sour
         raise ValueError(f"{source}: no usable rows among {report.rows_read} ({report.skipped}); e.g. "
                          f"{next(iter(report.examples.values()), [''])[0]}")
     if report.skipped:
-        warnings.warn(f"{source}: skipped {sum(report.skipped.values())} of {report.rows_read} rows: {report.skipped}", stacklevel=2)
+        warnings.warn(f"{source}: skipped {sum(report.skipped.values())} of {report.rows_read} rows: "
+                      f"{report.skipped}", stacklevel=2)
     return attach_load_report(rows_to_dataset(rows), report), report
 
 # %% ../nbs/00_data.ipynb #228857cd
@@ -366,15 +378,17 @@ def _data_files(folder: Path, split: str | None) -> list[Path]:
     if not files: raise FileNotFoundError(f"{folder}: no data files ({', '.join(DATA_SUFFIXES)}) in this folder")
     if split is None: return files
     picked = [p for p in files if split in p.name]
-    if not picked: raise FileNotFoundError(f"{folder}: no data file name contains the split {split!r} (files: {[p.name for p in files]})")
+    if not picked: raise FileNotFoundError(f"{folder}: no data file name contains the split {split!r} (files: "
+                                           f"{[p.name for p in files]})")
     return picked
 
 def _hub_items(hub_id: str, split: str, config=None, data_dir=None, revision=None) -> Iterator[tuple[str, Any]]:
     try:
         ds = datasets.load_dataset(hub_id, name=config, split=split, data_dir=data_dir, revision=revision)
     except Exception as e:
-        raise RuntimeError(f"could not load {hub_id!r} (split {split!r}) from the Hugging Face Hub: {type(e).__name__}: "
-                           f"{str(e)[:300]}. Without a network, download its files once and pass their local path instead.") from None
+        raise RuntimeError(f"could not load {hub_id!r} (split {split!r}) from the Hugging Face Hub: "
+                           f"{type(e).__name__}: {str(e)[:300]}. Without a network, download its files once and pass "
+                           "their local path instead.") from None
     return ((f"{hub_id}[{split}] row {i}", r) for i, r in enumerate(ds))
 
 def load_preferences(name_or_path, split: str | None = None, kind: str | None = None, *, chosen_by: str = "better",
@@ -391,7 +405,8 @@ def load_preferences(name_or_path, split: str | None = None, kind: str | None = 
     known = {k.lower(): k for k in KNOWN_DATASETS}
     if path.exists():
         files = _data_files(path, split) if path.is_dir() else [path]
-        src = source or (path.name if path.is_dir() else path.name[: -len(_suffix(path))] if _suffix(path) else path.name)
+        stem = path.name[: -len(_suffix(path))] if _suffix(path) else path.name
+        src = source or (path.name if path.is_dir() else stem)
         items = (it for f in files for it in _read_file(f))
     elif name.lower() in known or (kind is not None and re.fullmatch(r"[\w.-]+/[\w.-]+", name)):
         hub_id = known.get(name.lower(), name)
@@ -464,10 +479,12 @@ def _renderer(spec, name: str = "tokenizer") -> tuple[Any, Any, tuple]:
     src = _own_template(tok) if tpl is None else tpl
     if not src:
         raise ValueError(f"tokenizers[{name!r}]: {type(tok).__name__} has no chat template of its own: give "
-                         "(tokenizer, template) with a Jinja template, e.g. mrpo_nb.models.template_source(tok, 'plain'), "
+                         "(tokenizer, template) with a Jinja template, e.g. mrpo_nb.models.template_source(tok, "
+                         "'plain'), "
                          "or the loaded model (mrpo_nb.models.load_model)")
     if not isinstance(src, str) or not ("{{" in src or "{%" in src):
-        raise ValueError(f"tokenizers[{name!r}]: template {src!r} is not a Jinja chat template; resolve a template name "
+        raise ValueError(f"tokenizers[{name!r}]: template {src!r} is not a Jinja chat template; resolve a template "
+                         f"name "
                          "with mrpo_nb.models.template_source(tokenizer, name), or give the loaded model")
     def render(messages, add_generation_prompt: bool = True) -> str:
         return tok.apply_chat_template(list(messages), chat_template=src, add_generation_prompt=add_generation_prompt,
@@ -481,7 +498,8 @@ def _with_reply(prompt: list[dict], reply: str) -> list[dict]:
 def _as_tokenizers(tokenizers) -> dict[str, tuple]:
     "{name: (tokenizer, render, key)}; an unknown or missing template is an error here, not a per-row skip."
     if tokenizers is None or (isinstance(tokenizers, dict) and not tokenizers):
-        raise ValueError("filter_pairs needs at least one tokenizer: tokenizers={'name': model or tokenizer or (tokenizer, template)}")
+        raise ValueError("filter_pairs needs at least one tokenizer: tokenizers={'name': model or tokenizer or "
+                         "(tokenizer, template)}")
     if not isinstance(tokenizers, dict): tokenizers = {type(tokenizers).__name__: tokenizers}
     return {str(name): _renderer(v, str(name)) for name, v in tokenizers.items()}
 
@@ -494,7 +512,8 @@ def _n_tokens(tokenizer, texts: list[str], chunk: int = 4096) -> np.ndarray:
 def _rows_of(ds) -> list[dict]:
     if isinstance(ds, datasets.Dataset):
         missing = [k for k in CANONICAL_FIELDS if k not in ds.column_names]
-        if missing: raise ValueError(f"the data set has no {missing} column(s) (columns: {ds.column_names}): it is not in the canonical "
+        if missing: raise ValueError(f"the data set has no {missing} column(s) (columns: {ds.column_names}): it is "
+                                     f"not in the canonical "
                                      "layout; load_preferences(ds) converts a data set in a known raw layout")
         return ds.to_list()
     if isinstance(ds, list): return ds
@@ -503,7 +522,8 @@ def _rows_of(ds) -> list[dict]:
 LENGTH_KEYS = ("prompt", "chosen", "rejected", "prompt_chosen", "prompt_rejected")
 
 def pair_lengths(ds, tokenizers) -> dict:
-    "Worst-case token lengths over `tokenizers` (arrays keyed by `LENGTH_KEYS`), per-tokenizer lengths and template errors."
+    """Worst-case token lengths over `tokenizers` (arrays keyed by `LENGTH_KEYS`), per-tokenizer lengths and template
+    errors."""
     toks, rows = _as_tokenizers(tokenizers), _rows_of(ds)
     n, errors = len(rows), [None] * len(rows)
     worst = {k: np.zeros(n, dtype=np.int64) for k in LENGTH_KEYS}
@@ -544,17 +564,20 @@ class FilterReport:
     def to_dict(self) -> dict:
         return dict(rows_in=self.rows_in, removed=dict(self.removed), rows_out=self.rows_out,
                     thresholds=dict(self.thresholds), max_length=self.max_length, pct=self.pct,
-                    tokenizers=list(self.tokenizers), source=self.source, examples={k: list(v) for k, v in self.examples.items()})
+                    tokenizers=list(self.tokenizers), source=self.source,
+                    examples={k: list(v) for k, v in self.examples.items()})
     @property
     def removed_total(self) -> int: return sum(self.removed.values())
     def __repr__(self):
         w = max(len(k) for k in self.removed) if self.removed else 10
-        head = f"FilterReport: {self.source or 'data'}; tokenizers {', '.join(self.tokenizers) or '-'}; pct {self.pct}; max_length {self.max_length}"
+        head = (f"FilterReport: {self.source or 'data'}; tokenizers {', '.join(self.tokenizers) or '-'}; "
+                f"pct {self.pct}; max_length {self.max_length}")
         lines = [head, f"  {'rows in':<{w + 2}}{self.rows_in:>8}"]
         lines += [f"  - {k:<{w}}{v:>8}" for k, v in self.removed.items()]
         lines.append(f"  {'rows out':<{w + 2}}{self.rows_out:>8}")
         if self.thresholds:
-            lines.append("  kept when (worst-case tokens): " + ", ".join(f"{k} > {v:g}" for k, v in self.thresholds.items())
+            kept = ", ".join(f"{k} > {v:g}" for k, v in self.thresholds.items())
+            lines.append("  kept when (worst-case tokens): " + kept
                          + (f", prompt+reply <= {self.max_length}" if self.max_length else ""))
         return "\n".join(lines)
     def _repr_markdown_(self): return "```\n" + repr(self) + "\n```"
@@ -562,7 +585,8 @@ class FilterReport:
 # %% ../nbs/00_data.ipynb #e5ca6ef0
 def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | None = 2.5,
                  loaded: "LoadReport | bool | None" = None) -> tuple[datasets.Dataset, FilterReport]:
-    "The study's filter: malformed rows, then 2.5th-percentile floors on prompt, chosen, rejected (worst case over tokenizers), then prompt+reply <= max_length."
+    """The study's filter: malformed rows, then 2.5th-percentile floors on prompt, chosen, rejected (worst case over
+    tokenizers), then prompt+reply <= max_length."""
     toks = _as_tokenizers(tokenizers)
     rows = _rows_of(ds)
     lrep = load_report(ds) if loaded is None and isinstance(ds, datasets.Dataset) else (loaded or None)
@@ -617,14 +641,16 @@ def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | Non
     else: out = rows_to_dataset([rows[i] for i in final])
     source = lrep.source if lrep else (rows[0].get("source", "") if rows and isinstance(rows[0], dict) else "")
     order = list(RULES) + [k for k in removed if k not in RULES]
-    rep = FilterReport(rows_in=rows_in, removed={k: removed[k] for k in order}, rows_out=len(final), thresholds=thresholds,
+    rep = FilterReport(rows_in=rows_in, removed={k: removed[k] for k in order}, rows_out=len(final),
+                       thresholds=thresholds,
                        max_length=max_length, pct=pct, tokenizers=list(toks), source=source or "", examples=examples)
     assert rep.rows_in == rep.rows_out + rep.removed_total, rep
     return out, rep
 
 # %% ../nbs/00_data.ipynb #9470d1e8
 def split_pairs(ds: datasets.Dataset, sizes: dict | None = None, seed: int = 0) -> dict[str, datasets.Dataset]:
-    "Disjoint splits of the given sizes (default train 5000 / val 1000 / test 1000) from one seeded permutation of `ds`."
+    """Disjoint splits of the given sizes (default train 5000 / val 1000 / test 1000) from one seeded permutation of
+    `ds`."""
     sizes = dict(train=5000, val=1000, test=1000) if sizes is None else dict(sizes)
     if not sizes: raise ValueError("sizes is empty: give e.g. dict(train=500, val=100, test=100)")
     n = len(ds)

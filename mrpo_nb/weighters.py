@@ -1,4 +1,5 @@
-"""How much each of the $K$ reference models counts in a mini-batch: Uniform, Single, Original, VDW, VAW, SWCW, SWCW-OH and Thompson sampling (TSW), behind one small interface with history, checkpoints and seeds.
+"""How much each of the $K$ reference models counts in a mini-batch: Uniform, Single, Original, VDW, VAW, SWCW,
+SWCW-OH and Thompson sampling (TSW), behind one small interface with history, checkpoints and seeds.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/weighters.html.md"""
 
@@ -16,38 +17,45 @@ import torch
 
 # %% ../nbs/04_weighters.ipynb #9f6b066b
 def as_margins(margins, n_refs: int, who: str = 'weighter') -> np.ndarray:
-    "Check reference margins Δ of shape (B, K=`n_refs`) and return them as a float64 numpy array (clear errors otherwise)."
+    """Check reference margins Δ of shape (B, K=`n_refs`) and return them as a float64 numpy array (clear errors
+    otherwise)."""
     if isinstance(margins, torch.Tensor): arr = margins.detach().to('cpu', torch.float64).numpy()
     else:
         try: arr = np.asarray(margins, dtype=np.float64)
         except (TypeError, ValueError) as e:
-            raise TypeError(f"{who}: margins must be a numeric (B, K) tensor or array; got {type(margins).__name__} ({e})") from None
+            raise TypeError(f"{who}: margins must be a numeric (B, K) tensor or array; got {type(margins).__name__} "
+                            f"({e})") from None
     if arr.ndim != 2:
         raise ValueError(f"{who}: margins must be 2-D (B, K) with K = n_refs = {n_refs}; got shape {tuple(arr.shape)}")
     B, K = arr.shape
     if K != n_refs:
         raise ValueError(f"{who}: wrong number of references: expected K = {n_refs} (n_refs), got K = {K} "
                          f"(margins shape {tuple(arr.shape)})")
-    if B == 0: raise ValueError(f"{who}: margins have no rows (shape {tuple(arr.shape)}); a mini-batch needs at least one pair")
+    if B == 0: raise ValueError(f"{who}: margins have no rows (shape {tuple(arr.shape)}); a mini-batch needs at least "
+                                f"one pair")
     bad = ~np.isfinite(arr)
     if bad.any():
         i, k = (int(x) for x in np.argwhere(bad)[0])
         raise ValueError(f"{who}: margins contain {int(bad.sum())} non-finite value(s) (NaN or inf), the first at "
-                         f"row {i}, reference column {k}: {arr[i, k]}; α would be undefined: check the reference scores")
+                         f"row {i}, reference column {k}: {arr[i, k]}; α would be undefined: check the reference "
+                         f"scores")
     return arr
 
 # %% ../nbs/04_weighters.ipynb #27ad250c
 def to_simplex(scores, axis: int = -1) -> np.ndarray:
-    "Normalise non-negative finite `scores` to sum to 1 along `axis`; an all-zero slice becomes uniform (never 0/0, never overflow)."
+    """Normalise non-negative finite `scores` to sum to 1 along `axis`; an all-zero slice becomes uniform (never 0/0,
+    never overflow)."""
     s = np.asarray(scores, dtype=np.float64)
-    if not np.isfinite(s).all() or (s < 0).any(): raise ValueError(f"to_simplex: scores must be finite and non-negative; got {s}")
+    if not np.isfinite(s).all() or (s < 0).any():
+        raise ValueError(f"to_simplex: scores must be finite and non-negative; got {s}")
     mx = s.max(axis=axis, keepdims=True)
     zero = mx == 0
     r = np.where(zero, 1.0, s / np.where(zero, 1.0, mx))   # in [0, 1], the largest entry exactly 1
     return r / r.sum(axis=axis, keepdims=True)
 
 def abs_column_sums(margins: np.ndarray) -> np.ndarray:
-    "Σ_i |Δ_ik| for each reference k, shape (K,): the plain float64 sum, rescaled by the largest |Δ| only where it would overflow."
+    """Σ_i |Δ_ik| for each reference k, shape (K,): the plain float64 sum, rescaled by the largest |Δ| only where it
+    would overflow."""
     a = np.abs(np.asarray(margins, dtype=np.float64))
     with np.errstate(over='ignore'): s = a.sum(0)
     if not np.isfinite(s).all(): s = (a / a.max()).sum(0)
@@ -57,13 +65,15 @@ def abs_column_sums(margins: np.ndarray) -> np.ndarray:
 STATE_FORMAT = 'mrpo_nb.weighter/1'
 
 def _check_int(x, what: str, who: str, lo: int = 0) -> int:
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral): raise TypeError(f"{who}: {what} must be an integer; got {x!r}")
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise TypeError(f"{who}: {what} must be an integer; got {x!r}")
     if int(x) < lo: raise ValueError(f"{who}: {what} must be ≥ {lo}; got {x}")
     return int(x)
 
 def _check_acc(x, what: str, who: str) -> float:
     try: v = float(x)
-    except (TypeError, ValueError): raise TypeError(f"{who}: {what} must be a number (a validation accuracy); got {x!r}") from None
+    except (TypeError, ValueError):
+        raise TypeError(f"{who}: {what} must be a number (a validation accuracy); got {x!r}") from None
     if not np.isfinite(v): raise ValueError(f"{who}: {what} must be finite; got {v}")
     if not 0.0 <= v <= 1.0: raise ValueError(f"{who}: {what} must be an accuracy in [0, 1] (a share of pairs); got {v}")
     return v
@@ -98,7 +108,8 @@ class Weighter:
         self.n_refs = _check_int(n_refs, 'n_refs', self.name, lo=1)
         self.seed = _check_int(seed, 'seed', self.name, lo=0)
         self.subsample = None if subsample is None else _check_int(subsample, 'subsample', self.name, lo=1)
-        self.rng, self.subsample_rng = (np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(self.seed).spawn(2))
+        seeds = np.random.SeedSequence(self.seed).spawn(2)
+        self.rng, self.subsample_rng = (np.random.Generator(np.random.PCG64(s)) for s in seeds)
         self.history: list[dict] = []
         self.t = 0            # mini-batches completed (observed)
         self.is_open = False  # alpha() given for batch t, observe() still due
@@ -126,11 +137,14 @@ class Weighter:
     def observe(self, margins=None, acc_before: float | None = None, acc_after: float | None = None) -> None:
         "Close the current mini-batch after the optimiser step (SWCW keeps its margins; TSW needs the val accuracies)."
         who = f"{self.name}.observe"
-        if not self.is_open: raise RuntimeError(f"{who}: no open mini-batch: call alpha(margins) for mini-batch {self.t} first")
+        if not self.is_open: raise RuntimeError(f"{who}: no open mini-batch: call alpha(margins) for mini-batch "
+                                                f"{self.t} first")
         m = None if margins is None else as_margins(margins, self.n_refs, who)
         if (acc_before is None) != (acc_after is None) or (self.needs_reward and acc_before is None):
-            raise ValueError(f"{who}: {'this strategy needs' if self.needs_reward else 'give both or neither of'} acc_before and "
-                             "acc_after (validation accuracy on the same draw_subsample() pairs before and after the step); "
+            raise ValueError(f"{who}: {'this strategy needs' if self.needs_reward else 'give both or neither of'} "
+                             f"acc_before and "
+                             "acc_after (validation accuracy on the same draw_subsample() pairs before and after the "
+                             "step); "
                              f"got acc_before={acc_before!r}, acc_after={acc_after!r}")
         if acc_before is not None:
             acc_before, acc_after = _check_acc(acc_before, 'acc_before', who), _check_acc(acc_after, 'acc_after', who)
@@ -141,7 +155,8 @@ class Weighter:
         self.t += 1
 
     def draw_subsample(self, n_val: int, size: int | None = None) -> np.ndarray:
-        "Sorted indices of a fresh random subsample (without replacement) of `size` (default `self.subsample`) of `n_val` validation pairs."
+        """Sorted indices of a fresh random subsample (without replacement) of `size` (default `self.subsample`) of
+        `n_val` validation pairs."""
         who = f"{self.name}.draw_subsample"
         size = self.subsample if size is None else size
         if size is None: raise ValueError(f"{who}: this strategy has no subsample size (subsample=None); pass size=")
@@ -165,8 +180,10 @@ class Weighter:
         who = f"{self.name}.load_state_dict"
         if not isinstance(d, dict) or d.get('format') != STATE_FORMAT:
             raise ValueError(f"{who}: not a weighter state (expected format {STATE_FORMAT!r})")
-        if d['name'] != self.name: raise ValueError(f"{who}: the state is for strategy {d['name']!r}, this weighter is {self.name!r}")
-        if d['n_refs'] != self.n_refs: raise ValueError(f"{who}: the state has K = {d['n_refs']} references, this weighter K = {self.n_refs}")
+        if d['name'] != self.name: raise ValueError(f"{who}: the state is for strategy {d['name']!r}, this weighter "
+                                                    f"is {self.name!r}")
+        if d['n_refs'] != self.n_refs: raise ValueError(f"{who}: the state has K = {d['n_refs']} references, this "
+                                                        f"weighter K = {self.n_refs}")
         if d['config'] != self.config():
             raise ValueError(f"{who}: options differ: the state has {d['config']}, this weighter {self.config()}")
         self._load_state(d['state'])
@@ -177,7 +194,8 @@ class Weighter:
 
     def __repr__(self):
         opts = ', '.join(f'{k}={v!r}' for k, v in self.config().items())
-        return f"{type(self).__name__}(n_refs={self.n_refs}{', ' + opts if opts else ''}, seed={self.seed}; {self.t} batches)"
+        opts = f", {opts}" if opts else ""
+        return f"{type(self).__name__}(n_refs={self.n_refs}{opts}, seed={self.seed}; {self.t} batches)"
 
 # %% ../nbs/04_weighters.ipynb #2f988cbf
 class UniformWeighter(Weighter):
@@ -191,10 +209,12 @@ class SingleWeighter(Weighter):
     def __init__(self, n_refs: int, k: int | None = None, seed: int = 0):
         super().__init__(n_refs, seed)
         if k is None: raise TypeError("single: needs k, the index of the one reference to use (0 … n_refs-1)")
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral): raise TypeError(f"single: reference index k must be an integer; got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"single: reference index k must be an integer; got {k!r}")
         self.k = int(k)
         if not 0 <= self.k < self.n_refs:
-            raise ValueError(f"single: reference index k = {k} is out of range for n_refs = {self.n_refs} (valid: 0 … {self.n_refs - 1})")
+            raise ValueError(f"single: reference index k = {k} is out of range for n_refs = {self.n_refs} (valid: 0 … "
+                             f"{self.n_refs - 1})")
     def config(self): return dict(k=self.k)
     def _alpha(self, m):
         a = np.zeros(self.n_refs); a[self.k] = 1.0
@@ -234,7 +254,8 @@ class VDWWeighter(_ValidationWeighter):
     def _scores(self, vm): return abs_column_sums(vm)
 
 class VAWWeighter(_ValidationWeighter):
-    "Validation-set-based accuracy weighting: α_k ∝ #{val: Δ_ik > 0} (uniform if no reference ranks any validation pair correctly)."
+    """Validation-set-based accuracy weighting: α_k ∝ #{val: Δ_ik > 0} (uniform if no reference ranks any validation
+    pair correctly)."""
     name = 'vaw'
     def _scores(self, vm): return (vm > 0).sum(0).astype(np.float64)
 
@@ -264,7 +285,8 @@ class SWCWWeighter(Weighter):
         self.next_alpha, self.next_source = self._rule(sums, context)
 
     def _state(self):
-        return dict(next_alpha=None if self.next_alpha is None else _floats(self.next_alpha), next_source=self.next_source)
+        return dict(next_alpha=None if self.next_alpha is None else _floats(self.next_alpha),
+                    next_source=self.next_source)
     def _load_state(self, s):
         self.next_alpha = None if s['next_alpha'] is None else np.asarray(s['next_alpha'], dtype=np.float64)
         self.next_source = s['next_source']
@@ -280,7 +302,8 @@ class SWCWOHWeighter(SWCWWeighter):
 
 # %% ../nbs/04_weighters.ipynb #fb5c13ca
 class TSWWeighter(Weighter):
-    "Thompson sampling: θ_k ~ Beta(a_k, b_k), one-hot α on argmax θ; reward 1 iff val accuracy rose strictly; a += r, b += 1 - r."
+    """Thompson sampling: θ_k ~ Beta(a_k, b_k), one-hot α on argmax θ; reward 1 iff val accuracy rose strictly; a += r,
+    b += 1 - r."""
     name = 'tsw'
     needs_reward = True
     def __init__(self, n_refs: int, piv: float = 5.0, subsample: int = 250, seed: int = 0):
@@ -310,15 +333,19 @@ class TSWWeighter(Weighter):
                      a=_floats(self.a), b=_floats(self.b), mu=_floats(self.mu))
 
     def _state(self): return dict(a=_floats(self.a), b=_floats(self.b))
-    def _load_state(self, s): self.a, self.b = np.asarray(s['a'], dtype=np.float64), np.asarray(s['b'], dtype=np.float64)
+    def _load_state(self, s):
+        self.a, self.b = np.asarray(s['a'], dtype=np.float64), np.asarray(s['b'], dtype=np.float64)
 
 # %% ../nbs/04_weighters.ipynb #6e6016c7
 def simulate_bandit(w: Weighter, means, rounds: int, seed: int = 0) -> np.ndarray:
-    "Let weighter `w` pull arms (argmax of its α) for `rounds` rounds of a Bernoulli bandit with success probabilities `means` (K,); returns the arms pulled."
+    """Let weighter `w` pull arms (argmax of its α) for `rounds` rounds of a Bernoulli bandit with success probabilities
+    `means` (K,); returns the arms pulled."""
     means = np.asarray(means, dtype=np.float64)
     if means.shape != (w.n_refs,) or not ((means >= 0) & (means <= 1)).all():
-        raise ValueError(f"simulate_bandit: means must be {w.n_refs} probabilities (one per reference); got {means.tolist()}")
-    if w.per_example: raise ValueError(f"simulate_bandit: {w.name} gives per-example α; a bandit needs one arm per round")
+        raise ValueError(f"simulate_bandit: means must be {w.n_refs} probabilities (one per reference); got "
+                         f"{means.tolist()}")
+    if w.per_example: raise ValueError(f"simulate_bandit: {w.name} gives per-example α; a bandit needs one arm per "
+                                       f"round")
     env, z = np.random.default_rng(seed), torch.zeros(1, w.n_refs, dtype=torch.float64)
     pulled = np.empty(rounds, dtype=np.int64)
     for t in range(rounds):
@@ -332,14 +359,16 @@ WEIGHTERS: dict[str, type] = {c.name: c for c in (UniformWeighter, SingleWeighte
                                                   VAWWeighter, SWCWWeighter, SWCWOHWeighter, TSWWeighter)}
 
 def make_weighter(name: str, n_refs: int, seed: int = 0, **kw) -> Weighter:
-    "The weighting strategy `name` (one of `WEIGHTERS`) for `n_refs` references; options in `kw` (k, val_margins, piv, subsample)."
+    """The weighting strategy `name` (one of `WEIGHTERS`) for `n_refs` references; options in `kw` (k, val_margins, piv,
+    subsample)."""
     key = str(name).strip().lower().replace('-', '_')
     if key not in WEIGHTERS:
         raise ValueError(f"unknown weighting strategy {name!r}; known strategies: {', '.join(WEIGHTERS)}")
     cls = WEIGHTERS[key]
     opts = [p for p in inspect.signature(cls.__init__).parameters if p not in ('self', 'n_refs', 'seed')]
     extra = sorted(set(kw) - set(opts))
-    if extra: raise TypeError(f"make_weighter: strategy {key!r} takes no option(s) {extra}; its options: {opts or 'none'}")
+    if extra: raise TypeError(f"make_weighter: strategy {key!r} takes no option(s) {extra}; its options: "
+                              f"{opts or 'none'}")
     return cls(n_refs, seed=seed, **kw)
 
 def weighter_from_state(d: dict, **kw) -> Weighter:
