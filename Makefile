@@ -25,7 +25,7 @@ export TOKENIZERS_PARALLELISM := false
 # OpenMP threads sleep rather than spin while waiting: on a shared 2-core machine spinning slows every notebook several-fold.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: test demo install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check lint widget-assets
+.PHONY: test demo demo-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check lint widget-assets
 
 $(PY):
 	python3 -m venv "$(VENV)"
@@ -78,6 +78,18 @@ test: check-clean lint docs-check nbtest
 
 demo: install install-models
 	"$(BIN)/mrpo" demo
+
+# The demo's small files (json/jsonl: index, splits, references, baseline, run logs; no weights or checkpoints),
+# committed under nbs/data/demo_experiment/ for the analysis and widgets notebooks. Runs the demo first if needed.
+demo-fixture: install install-models
+	if [ ! -f runs/demo/index.json ]; then "$(BIN)/mrpo" demo --no-report; fi
+	rm -rf nbs/data/demo_experiment
+	cd runs/demo
+	find . -type f \( -name '*.json' -o -name '*.jsonl' \) -not -path '*/checkpoints/*' -not -path '*/adapter/*' | while read -r f; do
+	  mkdir -p "$(CURDIR)/nbs/data/demo_experiment/$$(dirname "$$f")"
+	  cp "$$f" "$(CURDIR)/nbs/data/demo_experiment/$$f"
+	done
+	echo "copied $$(find "$(CURDIR)/nbs/data/demo_experiment" -type f | wc -l) files into nbs/data/demo_experiment/"
 
 readme: install-dev
 	"$(PY)" tools/readme.py
