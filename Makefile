@@ -25,7 +25,7 @@ export TOKENIZERS_PARALLELISM := false
 # OpenMP threads sleep rather than spin while waiting: on a shared 2-core machine spinning slows every notebook several-fold.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: test demo demo-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check lint widget-assets
+.PHONY: test demo demo-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check lint widget-assets chromium
 
 $(PY):
 	python3 -m venv "$(VENV)"
@@ -70,7 +70,7 @@ check-clean: install-dev
 # MRPO_REQUIRE_WHEELS=1: a test that needs an offline wheel model fails when the wheel is missing, instead of skipping.
 # The TRL chapter (10_trl) tests against TRL, the `bench` extra: installed here, and MRPO_REQUIRE_TRL=1 makes its
 # tests fail rather than skip when TRL is missing.
-nbtest: install-dev install-models widget-assets
+nbtest: install-dev install-models widget-assets chromium
 	"$(PY)" -m pip install -q -e ".[bench]"
 	MRPO_REQUIRE_WHEELS=1 MRPO_REQUIRE_TRL=1 "$(PY)" tools/run_nbtests.py --flags slow
 
@@ -97,6 +97,17 @@ readme: install-dev
 # ruff on the exported library (configured in pyproject.toml: unused imports, undefined names, lines over 120).
 lint: install-dev
 	"$(BIN)/ruff" check mrpo_nb
+
+# The report's and the widgets' browser tests drive the system's Chromium (Debian's `chromium`) through playwright
+# (no browser download). Installed here when it is missing and we are root; otherwise those tests skip, saying why.
+chromium:
+	if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
+	  echo "chromium found: $$(command -v chromium || command -v chromium-browser)"
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	  apt-get update -q && apt-get install -y -q --no-install-recommends chromium
+	else
+	  echo "chromium not found: the browser tests will skip (install it: sudo apt-get install --no-install-recommends chromium)"
+	fi
 
 # The ipywidgets HTML manager (JavaScript, matching ipywidgets 8) for the widgets notebook's browser test of an
 # embedded widget page: npm installs it into the git-ignored .cache/widgets, so no test downloads anything.
