@@ -106,12 +106,12 @@ def scorer(lm, rows, token_budget, cache_dir):
 
 def computed_tokens(seqs, token_budget):
     "Tokens the scorer runs through the model: pairs packed, and a batch's shared prompt prefix (>= 16) once."
-    from mrpo_nb.scoring import length_batches, _common_prefix
+    from mrpo_nb.scoring import length_batches, common_prefix
     units = [(seqs[i][0], [seqs[i][1], seqs[i + 1][1]]) for i in range(0, len(seqs), 2)]
     lens = [len(p) + sum(map(len, ys)) for p, ys in units]
     total = 0
     for b in length_batches(lens, token_budget):
-        S = _common_prefix([units[i] for i in b]) if len(b) > 1 else 0
+        S = common_prefix([units[i] for i in b]) if len(b) > 1 else 0
         total += sum(lens[i] for i in b) - (len(b) - 1) * (S if S >= 16 else 0)
     return total
 
