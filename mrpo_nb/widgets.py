@@ -195,11 +195,11 @@ def _tsw_dynamic(s: dict) -> list:
     drawn = arm is not None
     out.append(go.Scatter(x=x if drawn else [], y=s["density_before"][arm] if drawn else [], mode="lines",
                           line=dict(color=color(arm) if drawn else "grey", width=2, dash="dash"), hoverinfo="skip",
-                          showlegend=False, name="before the reward"))
+                          name="drawn arm before its reward"))
     th = s["theta"] if drawn and s["theta"] else []
     ys = [float(stats.beta.pdf(th[k], s["a_before"][k], s["b_before"][k])) for k in range(len(th))]
     ks = range(len(th))
-    out.append(go.Scatter(x=th, y=ys, mode="markers", showlegend=False, name="θ", text=[s["references"][k] for k in ks],
+    out.append(go.Scatter(x=th, y=ys, mode="markers", name="θ sampled (★ drawn)", text=[s["references"][k] for k in ks],
                           marker=dict(color=[color(k) for k in ks], size=[18 if k == arm else 9 for k in ks],
                                       symbol=["star" if k == arm else "circle" for k in ks],
                                       line=dict(color="black", width=1)),
@@ -218,8 +218,8 @@ def tsw_figure(state: dict,              # from `tsw_state`
     "The TSW view of one batch: Beta densities (drawn arm thick, θ marked) and μ over batches with a cursor."
     s, K = state, len(state["a"])
     fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.08,
-                        subplot_titles=("Beta posterior per arm after batch t (dashed: drawn arm before its reward)",
-                                        "posterior mean μ_k over batches"))
+                        subplot_titles=("Beta posterior per arm after batch t", "posterior mean μ_k over batches"))
+    fig.update_annotations(font_size=13)
     dyn = _tsw_dynamic(s)
     for tr in dyn[:K + 2]: fig.add_trace(tr, row=1, col=1)
     steps = list(range(len(s["mu"])))
@@ -268,6 +268,7 @@ def alpha_figure(state: dict) -> go.Figure:
     titles = [t for b in range(nblock) for t in labels[b * ncol:(b + 1) * ncol] + [""] * ncol]   # bars row, lines row
     fig = make_subplots(rows=2 * nblock, cols=ncol, subplot_titles=titles, vertical_spacing=0.12 / nblock,
                         horizontal_spacing=0.06)
+    fig.update_annotations(font_size=13)
     dyn, seen = _alpha_dynamic(s, color_of), set()
     for i, r in enumerate(runs):
         row, col = 2 * (i // ncol) + 1, i % ncol + 1
