@@ -183,6 +183,7 @@ def _tsw_title(s: dict) -> str:
             f"val-subsample accuracy {_fmt(s['acc_before'])} → {_fmt(s['acc_after'])}"
             + (" (step skipped)" if s["skipped"] else ""))
 
+# %% ../nbs/08_widgets.ipynb #7b693a5e
 def _tsw_dynamic(s: dict) -> list:
     "The traces that change with t, in order: K densities, the drawn arm's earlier density, θ marks, cursor, μ at t."
     K, x, arm = len(s["a"]), s["grid"], s["arm"]
@@ -238,7 +239,7 @@ def tsw_figure(state: dict,              # from `tsw_state`
 
 def _tsw_dynamic_index(K: int) -> list: return list(range(K + 2)) + [2 * K + 2, 2 * K + 3]
 
-# %% ../nbs/08_widgets.ipynb #99ba2384
+# %% ../nbs/08_widgets.ipynb #70374991
 _ALPHA_COLS = 3
 
 def _alpha_title(s: dict) -> str:
@@ -259,6 +260,7 @@ def _alpha_dynamic(s: dict, color_of: dict) -> list:
         out.append(_cursor(s["t"]))
     return out
 
+# %% ../nbs/08_widgets.ipynb #476a7a65
 def alpha_figure(state: dict) -> go.Figure:
     "The α view of one batch: per weighing run, bars of α at t (labelled ΣΔ_k) over its trajectories with a cursor."
     s, runs = state, state["runs"]
@@ -397,7 +399,7 @@ def figure_html(fig: go.Figure,
     return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:{h + 16}px;border:0" '
             f'title="plotly figure"></iframe>')
 
-# %% ../nbs/08_widgets.ipynb #672a31cb
+# %% ../nbs/08_widgets.ipynb #16919988
 def _padded(table: str) -> str:
     "Cell padding for a small HTML table (a widget's HTML gets no stylesheet of ours)."
     return table.replace("<td>", '<td style="padding:1px 12px">').replace("<th>", '<th style="padding:1px 12px">')
@@ -417,6 +419,7 @@ def _progress_note(label: str, logged: int, planned, status) -> str:
         return f"{html.escape(label)}: {logged} of {planned} planned batches logged so far ({status})"
     return ""
 
+# %% ../nbs/08_widgets.ipynb #0fed33a7
 class TSWExplorer(W.VBox):
     "Live TSW explorer: batch slider + play, a run selector when there are several TSW runs, the figure, the numbers."
     def __init__(self, runs: list, plotlyjs="cdn", grid: int = 201):
@@ -455,7 +458,7 @@ class TSWExplorer(W.VBox):
         note = _progress_note(s["label"], s["n_batches"], s["n_steps"], s["status"])
         self.info.value = (f"<p>{note}</p>" if note else "") + _arm_table(s)
 
-# %% ../nbs/08_widgets.ipynb #60e7ef5f
+# %% ../nbs/08_widgets.ipynb #74d4402d
 def _margin_table(s: dict) -> str:
     "Per run at batch t: α and the reference margin sums ΣΔ_k, as a small HTML table."
     refs = s["references"]
@@ -471,6 +474,7 @@ def _margin_table(s: dict) -> str:
     notes = "".join(f"<p>{n}</p>" for n in notes if n)
     return notes + _padded(f"<table><tr><th>run (batch {s['t']})</th>{head}</tr>{rows}</table>")
 
+# %% ../nbs/08_widgets.ipynb #85d6d153
 class AlphaExplorer(W.VBox):
     "Live α explorer: batch slider + play, a seed selector when there are several seeds, the figure and the numbers."
     def __init__(self, runs: list, plotlyjs="cdn"):
