@@ -83,7 +83,11 @@ def tsw_state(run,               # a TSW run (`mrpo_nb.analysis.RunData`: config
               grid: int = 201,   # points in (0, 1) where the densities are evaluated
               ) -> dict:
     "Everything the TSW explorer shows at batch `t`: posteriors before/after the step, densities, arm, θ, μ, reward."
-    a, b, log, piv = _tsw_posteriors(run)
+    return _tsw_at(run, _tsw_posteriors(run), t, grid)
+
+def _tsw_at(run, posteriors, t, grid):
+    "`tsw_state` from the rebuilt posteriors (the views rebuild them once per run, not once per batch)."
+    a, b, log, piv = posteriors
     T, K = a.shape[0] - 1, a.shape[1]
     if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not 0 <= t <= T:
         raise ValueError(f"batch t={t!r} is outside 0..{T}: {_run_label(run)!r} has logged {T} batch(es)")
@@ -136,6 +140,10 @@ def alpha_state(exp,                 # an Experiment (or a path, a RunData, a li
                 seed=None,           # which seed's runs; None: the smallest seed present
                 ) -> dict:
     "α per reference at batch `t` for every weighing run of one seed, their trajectories and the batch's margin sums."
+    return _alpha_at(_alpha_runs(exp, seed), t)
+
+def _alpha_runs(exp, seed) -> dict:
+    "The weighing runs of one seed with their trajectories: everything in `alpha_state` that does not depend on t."
     runs = _as_runs(exp)
     found = _weighing_runs(runs)
     if not found: raise ValueError(f"no run that weighs several references among the {len(runs)} run(s) "
@@ -143,34 +151,39 @@ def alpha_state(exp,                 # an Experiment (or a path, a RunData, a li
     seeds = sorted({_seed(r) for r, _, _ in found}, key=str)
     seed = seeds[0] if seed is None else seed
     if seed not in seeds: raise ValueError(f"seed {seed!r}: the weighing runs have seeds {seeds}")
-    found = [f for f in found if _seed(f[0]) == seed]
-    T = max(max(log, default=0) for _, log, _ in found)
-    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not 0 <= t <= T:
-        raise ValueError(f"batch t={t!r} is outside 0..{T}: the longest run of seed {seed} has logged {T} batch(es)")
     rows = []
-    for r, log, K in found:
+    for r, log, K in (f for f in found if _seed(f[0]) == seed):
         steps = list(range(1, max(log, default=0) + 1))
         def traj(key):
             vs = [_vector(log.get(s, {}).get(key), K) for s in steps]
             return np.array([np.full(K, np.nan) if v is None else v for v in vs]).reshape(-1, K)
+        rows.append((log, K, dict(name=getattr(r, "name", None), label=_run_label(r), weighter=_weighter(r),
+                                  loss=(getattr(r, "config", None) or {}).get("loss"), status=getattr(r, "status", None),
+                                  references=_run_references(r, K), n_batches=len(steps), n_steps=_n_steps(r),
+                                  steps=steps, alpha_trajectory=traj("alpha"), margins_trajectory=traj("margins"))))
+    T = max(row["n_batches"] for _, _, row in rows)
+    references = list(dict.fromkeys(n for _, _, row in rows for n in row["references"]))
+    return dict(seed=seed, seeds=seeds, n_batches=T, references=references, rows=rows)
+
+def _alpha_at(prepared: dict, t) -> dict:
+    T, seed = prepared["n_batches"], prepared["seed"]
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not 0 <= t <= T:
+        raise ValueError(f"batch t={t!r} is outside 0..{T}: the longest run of seed {seed} has logged {T} batch(es)")
+    rows = []
+    for log, K, row in prepared["rows"]:
         m = log.get(t, {}) if t else {}
-        rows.append(dict(name=getattr(r, "name", None), label=_run_label(r), weighter=_weighter(r),
-                         loss=(getattr(r, "config", None) or {}).get("loss"), status=getattr(r, "status", None),
-                         references=_run_references(r, K), n_batches=len(steps), n_steps=_n_steps(r), steps=steps,
-                         alpha=_vector(m.get("alpha"), K), margins=_vector(m.get("margins"), K),
-                         skipped=bool(m.get("skipped")), alpha_trajectory=traj("alpha"),
-                         margins_trajectory=traj("margins")))
-    references = list(dict.fromkeys(n for row in rows for n in row["references"]))
-    return dict(t=int(t), seed=seed, seeds=seeds, n_batches=T, references=references, runs=rows)
+        rows.append(dict(row, alpha=_vector(m.get("alpha"), K), margins=_vector(m.get("margins"), K),
+                         skipped=bool(m.get("skipped"))))
+    return dict(t=int(t), seed=seed, seeds=prepared["seeds"], n_batches=T, references=prepared["references"], runs=rows)
 
 # %% ../nbs/08_widgets.ipynb #1f1005a1
 _COLORS = qualitative.Plotly
 
 def _fmt(x, spec=".3f"): return "–" if x is None else format(x, spec)
 
-def _cursor(t: int) -> go.Scatter:
+def _cursor(t: int) -> dict:
     "A dotted vertical line at batch t (on axes whose y runs 0..1)."
-    return go.Scatter(x=[t, t], y=[0, 1], mode="lines", line=dict(color="grey", dash="dot"), showlegend=False,
+    return dict(type="scatter", x=[t, t], y=[0, 1], mode="lines", line=dict(color="grey", dash="dot"), showlegend=False,
                       hoverinfo="skip")
 
 def _tsw_title(s: dict) -> str:
@@ -188,26 +201,26 @@ def _tsw_dynamic(s: dict) -> list:
     "The traces that change with t, in order: K densities, the drawn arm's earlier density, θ marks, cursor, μ at t."
     K, x, arm = len(s["a"]), s["grid"], s["arm"]
     color = lambda k: _COLORS[k % len(_COLORS)]
-    out = [go.Scatter(x=x, y=s["density"][k], mode="lines", name=s["references"][k], legendgroup=str(k),
+    out = [dict(type="scatter", x=x, y=s["density"][k], mode="lines", name=s["references"][k], legendgroup=str(k),
                       line=dict(color=color(k), width=4 if k == arm else 1.5), opacity=1 if arm in (None, k) else 0.55,
                       hovertemplate=f"{s['references'][k]}: Beta({s['a'][k]:g}, {s['b'][k]:g})"
                                     "<br>x %{x:.3f}, density %{y:.3f}<extra></extra>")
            for k in range(K)]
     drawn = arm is not None
-    out.append(go.Scatter(x=x if drawn else [], y=s["density_before"][arm] if drawn else [], mode="lines",
+    out.append(dict(type="scatter", x=x if drawn else [], y=s["density_before"][arm] if drawn else [], mode="lines",
                           line=dict(color=color(arm) if drawn else "grey", width=2, dash="dash"), hoverinfo="skip",
                           name="drawn arm before its reward"))
     th = s["theta"] if drawn and s["theta"] else []
     ys = [float(stats.beta.pdf(th[k], s["a_before"][k], s["b_before"][k])) for k in range(len(th))]
     ks = range(len(th))
-    out.append(go.Scatter(x=th, y=ys, mode="markers", name="θ sampled (★ drawn)", text=[s["references"][k] for k in ks],
+    out.append(dict(type="scatter", x=th, y=ys, mode="markers", name="θ sampled (★ drawn)", text=[s["references"][k] for k in ks],
                           marker=dict(color=[color(k) for k in ks], size=[18 if k == arm else 9 for k in ks],
                                       symbol=["star" if k == arm else "circle" for k in ks],
                                       line=dict(color="black", width=1)),
                           hovertemplate="θ %{text} = %{x:.3f}<extra></extra>"))
     out.append(_cursor(s["t"]))
     mu_t = s["mu"][s["t"]]
-    out.append(go.Scatter(x=[s["t"]] * K, y=mu_t, mode="markers", showlegend=False,
+    out.append(dict(type="scatter", x=[s["t"]] * K, y=mu_t, mode="markers", showlegend=False,
                           marker=dict(color=[color(k) for k in range(K)], size=9),
                           text=s["references"], hovertemplate="μ %{text} = %{y:.3f}<extra></extra>"))
     return out
@@ -254,7 +267,7 @@ def _alpha_dynamic(s: dict, color_of: dict) -> list:
         alpha = r["alpha"] if r["alpha"] is not None else np.full(len(r["references"]), np.nan)
         y = [float(v) if np.isfinite(v) else None for v in alpha]
         text = [f"ΣΔ {v:+.2f}" if np.isfinite(v) else "" for v in r["margins"]] if r["margins"] is not None else None
-        out.append(go.Bar(x=r["references"], y=y, text=text, textposition="outside", cliponaxis=False, showlegend=False,
+        out.append(dict(type="bar", x=r["references"], y=y, text=text, textposition="outside", cliponaxis=False, showlegend=False,
                           marker_color=[color_of[n] for n in r["references"]], name=r["label"],
                           hovertemplate="%{x}: α = %{y:.3f}<extra>" + html.escape(r["label"]) + "</extra>"))
         out.append(_cursor(s["t"]))
@@ -346,15 +359,16 @@ def tsw_static_figure(path,                  # a run folder, an experiment folde
     "The TSW explorer as one plotly figure: a frame per batch, a slider and a play button (no kernel needed)."
     runs, i = _pick_tsw(path, run)
     r = runs[i]
-    T = _tsw_posteriors(r)[0].shape[0] - 1
+    posteriors = _tsw_posteriors(r)
+    T = posteriors[0].shape[0] - 1
     ts = _frame_steps(0, T, max_frames) if T else [0]
-    states = {t: tsw_state(r, t, grid=grid) for t in ts}
+    states = {t: _tsw_at(r, posteriors, t, grid) for t in ts}
     for s in states.values():   # 4 decimals: a third of the page size, invisible on screen
         s["density"], s["density_before"] = np.round(s["density"], 4), np.round(s["density_before"], 4)
     y_max = 1.05 * max(float(np.nanmax(s["density"])) for s in states.values())
     fig = tsw_figure(states[ts[-1]], y_max=y_max)
     idx = _tsw_dynamic_index(len(states[0]["a"]))
-    frames = [go.Frame(name=str(t), data=_tsw_dynamic(s), traces=idx, layout=dict(title=dict(text=_tsw_title(s))))
+    frames = [dict(name=str(t), data=_tsw_dynamic(s), traces=idx, layout=dict(title=dict(text=_tsw_title(s))))
               for t, s in states.items()]
     return _animate(fig, frames, ts, len(ts) - 1, "batch t = ")
 
@@ -364,16 +378,16 @@ def alpha_static_figure(path,                  # an experiment folder (or a run 
                         max_frames: int = 200, # at most this many frames
                         ) -> go.Figure:
     "The α explorer as one plotly figure: a frame per batch, a slider and a play button (no kernel needed)."
-    runs = _as_runs(path)
-    first = alpha_state(runs, 0, seed=seed)
-    T = first["n_batches"]
+    prepared = _alpha_runs(path, seed)
+    T = prepared["n_batches"]
     ts = _frame_steps(1, T, max_frames) if T else [0]
-    states = {t: alpha_state(runs, t, seed=first["seed"]) for t in ts}
+    states = {t: _alpha_at(prepared, t) for t in ts}
+    first = states[ts[0]]
     fig = alpha_figure(states[ts[-1]])
     color_of = {n: _COLORS[i % 10] for i, n in enumerate(first["references"])}
     idx = _alpha_dynamic_index(first)
-    frames = [go.Frame(name=str(t), data=_alpha_dynamic(s, color_of), traces=idx,
-                       layout=dict(title=dict(text=_alpha_title(s)))) for t, s in states.items()]
+    frames = [dict(name=str(t), data=_alpha_dynamic(s, color_of), traces=idx,
+                   layout=dict(title=dict(text=_alpha_title(s)))) for t, s in states.items()]
     return _animate(fig, frames, ts, len(ts) - 1, "batch t = ")
 
 # %% ../nbs/08_widgets.ipynb #53502a98
@@ -440,7 +454,7 @@ class TSWExplorer(W.VBox):
     def select(self, i: int):
         "Show TSW run `i` (of `runs`) at its last batch."
         self.run = self.runs[i]
-        a, b, _, _ = _tsw_posteriors(self.run)
+        self._posteriors = a, b, _, _ = _tsw_posteriors(self.run)
         x = np.linspace(0.0, 1.0, self.grid + 2)[1:-1]
         self.y_max = 1.05 * float(np.nanmax(stats.beta.pdf(x[None, None, :], a[..., None], b[..., None])))
         T, self._quiet = a.shape[0] - 1, True
@@ -452,7 +466,7 @@ class TSWExplorer(W.VBox):
     def show(self, t: int):
         "Draw batch `t` of the current run."
         self.play.value = t   # the browser links play and slider (jslink); a value set from Python must move both
-        self.state = s = tsw_state(self.run, t, grid=self.grid)
+        self.state = s = _tsw_at(self.run, self._posteriors, t, self.grid)
         self.figure = tsw_figure(s, y_max=self.y_max)
         self.html.value = figure_html(self.figure, self.plotlyjs)
         note = _progress_note(s["label"], s["n_batches"], s["n_steps"], s["status"])
@@ -496,7 +510,8 @@ class AlphaExplorer(W.VBox):
     def select(self, seed):
         "Show the runs of `seed` at their last batch."
         self.seed, self._quiet = seed, True
-        T = alpha_state(self.runs, 0, seed=seed)["n_batches"]
+        self._prepared = _alpha_runs(self.runs, seed)
+        T = self._prepared["n_batches"]
         self.slider.max = self.play.max = T
         self.slider.value = self.play.value = T
         self._quiet = False
@@ -505,7 +520,7 @@ class AlphaExplorer(W.VBox):
     def show(self, t: int):
         "Draw batch `t` for the current seed."
         self.play.value = t   # the browser links play and slider (jslink); a value set from Python must move both
-        self.state = alpha_state(self.runs, t, seed=self.seed)
+        self.state = _alpha_at(self._prepared, t)
         self.figure = alpha_figure(self.state)
         self.html.value = figure_html(self.figure, self.plotlyjs)
         self.info.value = _margin_table(self.state)
