@@ -96,7 +96,7 @@ readme: install-dev
 
 # ruff on the exported library (configured in pyproject.toml: unused imports, undefined names, lines over 120).
 lint: install-dev
-	"$(BIN)/ruff" check mrpo_nb
+	"$(PY)" tools/lint.py
 
 # The report's and the widgets' browser tests drive the system's Chromium (Debian's `chromium`) through playwright
 # (no browser download). Installed here when it is missing and we are root; otherwise those tests skip, saying why.

@@ -16,7 +16,7 @@ __all__ = ['atomic_write', 'plain', 'write_json']
 
 # %% ../nbs/00_core.ipynb #32ecca1a
 def atomic_write(path: str | os.PathLike,
-                 content: str | bytes | Callable[[Path], None],  # text, bytes, or `write(tmp_path)` that writes the file
+                 content: str | bytes | Callable[[Path], None],  # text, bytes, or `write(tmp_path)` writing the file
                  ) -> Path:
     "Write `content` to `path` atomically: a temporary file beside it, fsync, then a rename over `path`."
     path = Path(path)
