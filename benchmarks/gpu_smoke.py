@@ -22,7 +22,8 @@ def main(a):
     if not torch.cuda.is_available(): sys.exit("gpu_smoke: no CUDA device on this machine")
     import datasets
     from safetensors.torch import load_file
-    from mrpo_nb.data import builtin_preferences, split_pairs
+    from mrpo_nb.builtin import builtin_preferences
+    from mrpo_nb.data import split_pairs
     from mrpo_nb.models import load_model
     from mrpo_nb.scoring import score_references
     from mrpo_nb.training import TrainConfig, train

@@ -41,7 +41,7 @@ def load_smollm2():
 def bench_rows(n_pairs: int, seed: int = 0):
     "Built-in pairs plus some with longer replies (a realistic spread of lengths)."
     rnd = random.Random(seed)
-    from mrpo_nb.data import builtin_preferences
+    from mrpo_nb.builtin import builtin_preferences
     rows = [dict(prompt=r["prompt"], chosen=r["chosen"], rejected=r["rejected"]) for r in builtin_preferences()]
     rnd.shuffle(rows)
     words = ("the a water heat boil minutes egg pan shell cold gently serve salt simmer timer large small quickly "
