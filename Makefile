@@ -78,12 +78,14 @@ demo: install install-models
 	"$(BIN)/mrpo" demo
 
 # The demo's small files (json/jsonl: index, splits, references, baseline, run logs; no weights or checkpoints),
-# committed under nbs/data/demo_experiment/ for the analysis and widgets notebooks. Runs the demo first if needed.
+# committed under nbs/data/demo_experiment/ for the analysis and widgets notebooks (data/pool.json, the ids of the
+# whole filtered pool, is left out: 120 KB that no reader needs). Runs the demo first if needed.
 demo-fixture: install install-models
 	if [ ! -f runs/demo/index.json ]; then "$(BIN)/mrpo" demo --no-report; fi
 	rm -rf nbs/data/demo_experiment
 	cd runs/demo
-	find . -type f \( -name '*.json' -o -name '*.jsonl' \) -not -path '*/checkpoints/*' -not -path '*/adapter/*' | while read -r f; do
+	find . -type f \( -name '*.json' -o -name '*.jsonl' \) -not -path '*/checkpoints/*' -not -path '*/adapter/*' \
+	  -not -path ./data/pool.json | while read -r f; do
 	  mkdir -p "$(CURDIR)/nbs/data/demo_experiment/$$(dirname "$$f")"
 	  cp "$$f" "$(CURDIR)/nbs/data/demo_experiment/$$f"
 	done
