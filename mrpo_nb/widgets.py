@@ -134,7 +134,7 @@ def _as_runs(x) -> list:
     if isinstance(x, (str, Path)): return list(load_experiment(x).runs)
     return list(x)
 
-# %% ../nbs/08_widgets.ipynb #0f91f560
+# %% ../nbs/08_widgets.ipynb #5b2db761
 def alpha_state(exp,                 # an Experiment (or a path, a RunData, a list of runs)
                 t: int,              # the batch (optimiser step); 0 is before the first batch (no α yet)
                 seed=None,           # which seed's runs; None: the smallest seed present
@@ -157,8 +157,9 @@ def _alpha_runs(exp, seed) -> dict:
         def traj(key):
             vs = [_vector(log.get(s, {}).get(key), K) for s in steps]
             return np.array([np.full(K, np.nan) if v is None else v for v in vs]).reshape(-1, K)
+        cfg = getattr(r, "config", None) or {}
         rows.append((log, K, dict(name=getattr(r, "name", None), label=_run_label(r), weighter=_weighter(r),
-                                  loss=(getattr(r, "config", None) or {}).get("loss"), status=getattr(r, "status", None),
+                                  loss=cfg.get("loss"), status=getattr(r, "status", None),
                                   references=_run_references(r, K), n_batches=len(steps), n_steps=_n_steps(r),
                                   steps=steps, alpha_trajectory=traj("alpha"), margins_trajectory=traj("margins"))))
     T = max(row["n_batches"] for _, _, row in rows)
@@ -196,7 +197,7 @@ def _tsw_title(s: dict) -> str:
             f"val-subsample accuracy {_fmt(s['acc_before'])} → {_fmt(s['acc_after'])}"
             + (" (step skipped)" if s["skipped"] else ""))
 
-# %% ../nbs/08_widgets.ipynb #7b693a5e
+# %% ../nbs/08_widgets.ipynb #e1024218
 def _tsw_dynamic(s: dict) -> list:
     "The traces that change with t, in order: K densities, the drawn arm's earlier density, θ marks, cursor, μ at t."
     K, x, arm = len(s["a"]), s["grid"], s["arm"]
@@ -213,7 +214,8 @@ def _tsw_dynamic(s: dict) -> list:
     th = s["theta"] if drawn and s["theta"] else []
     ys = [float(stats.beta.pdf(th[k], s["a_before"][k], s["b_before"][k])) for k in range(len(th))]
     ks = range(len(th))
-    out.append(dict(type="scatter", x=th, y=ys, mode="markers", name="θ sampled (★ drawn)", text=[s["references"][k] for k in ks],
+    out.append(dict(type="scatter", x=th, y=ys, mode="markers", name="θ sampled (★ drawn)",
+                    text=[s["references"][k] for k in ks],
                           marker=dict(color=[color(k) for k in ks], size=[18 if k == arm else 9 for k in ks],
                                       symbol=["star" if k == arm else "circle" for k in ks],
                                       line=dict(color="black", width=1)),
@@ -252,7 +254,7 @@ def tsw_figure(state: dict,              # from `tsw_state`
 
 def _tsw_dynamic_index(K: int) -> list: return list(range(K + 2)) + [2 * K + 2, 2 * K + 3]
 
-# %% ../nbs/08_widgets.ipynb #70374991
+# %% ../nbs/08_widgets.ipynb #b3f51aa1
 _ALPHA_COLS = 3
 
 def _alpha_title(s: dict) -> str:
@@ -267,7 +269,8 @@ def _alpha_dynamic(s: dict, color_of: dict) -> list:
         alpha = r["alpha"] if r["alpha"] is not None else np.full(len(r["references"]), np.nan)
         y = [float(v) if np.isfinite(v) else None for v in alpha]
         text = [f"ΣΔ {v:+.2f}" if np.isfinite(v) else "" for v in r["margins"]] if r["margins"] is not None else None
-        out.append(dict(type="bar", x=r["references"], y=y, text=text, textposition="outside", cliponaxis=False, showlegend=False,
+        out.append(dict(type="bar", x=r["references"], y=y, text=text, textposition="outside", cliponaxis=False,
+                        showlegend=False,
                           marker_color=[color_of[n] for n in r["references"]], name=r["label"],
                           hovertemplate="%{x}: α = %{y:.3f}<extra>" + html.escape(r["label"]) + "</extra>"))
         out.append(_cursor(s["t"]))
@@ -309,7 +312,7 @@ def _alpha_dynamic_index(state: dict) -> list:
         K = len(r["references"]); out += [i, i + K + 1]; i += K + 2
     return out
 
-# %% ../nbs/08_widgets.ipynb #9aeb38f4
+# %% ../nbs/08_widgets.ipynb #802416ee
 def _frame_steps(first: int, last: int, max_frames: int) -> list:
     if max_frames < 2: raise ValueError(f"max_frames must be at least 2, not {max_frames!r}")
     if last - first + 1 <= max_frames: return list(range(first, last + 1))
@@ -327,7 +330,8 @@ def _animate(fig: go.Figure, frames: list, ts: list, active: int, prefix: str) -
         sliders=[dict(active=active, currentvalue=dict(prefix=prefix), pad=dict(t=10, b=10), y=below, yanchor="top",
                       x=0.08, len=0.92,
                       steps=[dict(method="animate", label=str(t), args=[[str(t)], now]) for t in ts])],
-        updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0, y=below, xanchor="left", yanchor="top",
+        updatemenus=[dict(type="buttons", direction="left", showactive=False, x=0, y=below, xanchor="left",
+                          yanchor="top",
                           pad=dict(t=25), buttons=[dict(label="▶", method="animate", args=[None, play]),
                                                    dict(label="❚❚", method="animate", args=[[None], pause])])])
     fig.update_layout(height=height, margin=dict(b=bottom))
@@ -345,14 +349,14 @@ def _pick_tsw(path, run) -> tuple:
     if not runs:
         if len(everything) == 1: _tsw_posteriors(everything[0])   # the clear "not a Thompson-sampling run" message
         raise ValueError(f"{path}: no Thompson-sampling (tsw) run among {', '.join(_run_label(r) for r in everything)}")
-    if run is None: return runs, 0
+    if run is None: return runs, next((i for i, r in enumerate(runs) if _batches(r.metrics)), 0)   # one with a log
     for i, r in enumerate(runs):
         if run in (i, r.name, _run_label(r)): return runs, i
     raise ValueError(f"no TSW run {run!r}; the TSW runs are {[r.name for r in runs]}")
 
-# %% ../nbs/08_widgets.ipynb #802416ee
+# %% ../nbs/08_widgets.ipynb #6fbe0f9c
 def tsw_static_figure(path,                  # a run folder, an experiment folder, a RunData or an Experiment
-                      run=None,              # which TSW run (name, label or index among the TSW runs); None: the first
+                      run=None,              # TSW run (name, label or index among the TSW runs); None: first with a log
                       max_frames: int = 200, # at most this many frames (batches evenly spaced)
                       grid: int = 101,       # density points per arm and frame
                       ) -> go.Figure:
@@ -525,9 +529,9 @@ class AlphaExplorer(W.VBox):
         self.html.value = figure_html(self.figure, self.plotlyjs)
         self.info.value = _margin_table(self.state)
 
-# %% ../nbs/08_widgets.ipynb #f9b8d676
+# %% ../nbs/08_widgets.ipynb #7a53d2ce
 def tsw_explorer(path,               # a run folder, an experiment folder, a RunData or an Experiment
-                 run=None,           # TSW run to open first (name, label or index); None: the first
+                 run=None,           # TSW run to open first (name, label or index); None: the first with a log
                  plotlyjs="cdn",     # where the figure page gets plotly.js: "cdn", "inline" or a .js path/URL
                  ) -> TSWExplorer:
     "Step through a TSW run's Beta posteriors per mini-batch (a run selector when the folder holds several TSW runs)."
