@@ -29,7 +29,8 @@ def _as_tensor(name, x, dtype, device) -> Tensor:
     "`x` as a `dtype` tensor on `device` (differentiable where `x` is a tensor)."
     if not isinstance(x, Tensor):
         try: x = torch.as_tensor(x)
-        except Exception as e: raise TypeError(f"{name} must be a tensor (or array-like), got {type(x).__name__}") from e
+        except Exception as e:
+            raise TypeError(f"{name} must be a tensor (or array-like), got {type(x).__name__}") from e
     return x.to(device=device, dtype=dtype)
 
 def _shape(t) -> tuple: return tuple(t.shape)
@@ -56,11 +57,12 @@ def _simplex_tol(alpha: Tensor) -> float:
     return 1e-2 if alpha.dtype in _HALF else 1e-4
 
 def _check_values(named: dict, alpha: Tensor | None = None, tol: float = 1e-4):
-    "Raise a clear `ValueError` unless every log-prob in `named` is finite and <= 0 and `alpha` (if given) lies on the simplex."
+    "A clear `ValueError` unless every log-prob in `named` is finite and <= 0 and `alpha` (if given) is on the simplex."
     checks = [torch.isfinite(t).all() for t in named.values()] + [(t <= LOGP_TOL).all() for t in named.values()]
     if alpha is not None:
         s = alpha.sum(-1)
-        checks += [torch.isfinite(alpha).all(), (alpha >= 0).all(), (alpha > 0).any(-1).all(), ((s - 1).abs() <= tol).all()]
+        checks += [torch.isfinite(alpha).all(), (alpha >= 0).all(), (alpha > 0).any(-1).all(),
+                   ((s - 1).abs() <= tol).all()]
     ok = torch.stack(checks).tolist()              # the one host synchronisation
     if all(ok): return
     n = len(named)
@@ -71,11 +73,13 @@ def _check_values(named: dict, alpha: Tensor | None = None, tol: float = 1e-4):
     fin, nonneg, nonzero, sums = ok[2 * n:]
     per_ex = alpha.ndim == 2
     if not fin: raise ValueError(f"alpha has non-finite {_first_bad(alpha, ~torch.isfinite(alpha))}")
-    if not nonneg: raise ValueError(f"alpha must lie on the probability simplex but has negative {_first_bad(alpha, alpha < 0)}")
+    if not nonneg:
+        raise ValueError(f"alpha must lie on the probability simplex but has negative {_first_bad(alpha, alpha < 0)}")
     if not nonzero:
         rows = (~(alpha > 0).any(-1)).nonzero().flatten().tolist()
         raise ValueError("alpha is all zeros" + (f" in row(s) {rows[:5]}" if per_ex else "")
-                         + ": at least one reference needs a positive weight (alpha must lie on the probability simplex)")
+                         + ": at least one reference needs a positive weight "
+                         "(alpha must lie on the probability simplex)")
     if not sums:
         bad = ((s - 1).abs() > tol)
         where = f" (row {int(bad.nonzero()[0, 0])})" if per_ex else ""
@@ -109,7 +113,7 @@ def _check_multi_shapes(pc, pr, rc, rr, alpha) -> tuple[int, int]:
     return B, K
 
 def _metrics(policy_chosen_logps, policy_rejected_logps, chosen_rewards, rejected_rewards, margins=None) -> dict:
-    "TRL-named diagnostics, each (B,) and detached; `margins` (= chosen − rejected rewards) when computed stably by the caller."
+    "TRL-named diagnostics, each (B,), detached; `margins`: chosen − rejected rewards, computed stably by the caller."
     c, r = chosen_rewards.detach(), rejected_rewards.detach()
     m = (c - r) if margins is None else margins.detach()
     return {"rewards/chosen": c, "rewards/rejected": r, "rewards/accuracies": (m > 0).to(c.dtype),
@@ -156,7 +160,7 @@ def length_normalise(
     lengths,          # (...) same shape: the number of reply tokens each sum covers (int or float), >= 1
     validate: bool = True,  # check shapes, finite logps <= 0 and positive lengths
 ) -> Tensor:          # (...) per-token log-probs ℓ = logps / lengths, float32 or wider
-    "Per-token log-probabilities ℓ = log π(y|x) / |y| (logps and lengths of one shape, e.g. (B,) or (B, K)), in float32 or wider."
+    "Per-token log-probabilities ℓ = log π(y|x) / |y| (logps, lengths of one shape: (B,) or (B, K)), float32 or wider."
     dt = _compute_dtype(logps)
     lp = _as_tensor("logps", logps, dt, logps.device if isinstance(logps, Tensor) else None)
     n = lengths if isinstance(lengths, Tensor) else torch.as_tensor(lengths)
@@ -190,7 +194,7 @@ def geometric_mixture_logps(
     reference_logps: Tensor,  # (B, K) log-probs ℓ_k of one reply under each reference
     alpha: Tensor,            # (K,) or (B, K) weights on the simplex (zeros allowed)
 ) -> Tensor:                  # (B,) Σ_k α_k ℓ_k = log Π_k π_k^α_k (unnormalised)
-    "Unnormalised log-probability of a reply under the geometric mixture Π_k π_k^α_k (its normaliser cancels in every loss)."
+    "Unnormalised log-probability of a reply under the geometric mixture Π_k π_k^α_k (its normaliser cancels)."
     return (alpha * reference_logps).sum(-1)
 
 # %% ../nbs/03_losses.ipynb #eb2aa0f6
@@ -209,7 +213,7 @@ def harmonic_mixture_logratios(
     u = delta - shift
     near = torch.where(w > 0, u, torch.zeros_like(u)).amax(-1) <= _EXPM1_MAX
     correction = torch.log1p((w * torch.expm1(u.clamp(max=_EXPM1_MAX))).sum(-1))      # >= 0, second order in u
-    far = torch.logsumexp(log_w + u, dim=-1)                                           # large |u|: no cancellation to fear
+    far = torch.logsumexp(log_w + u, dim=-1)                        # large |u|: no cancellation to fear
     return shift.squeeze(-1) + torch.where(near, correction, far)
 
 def geometric_mixture_logratios(
