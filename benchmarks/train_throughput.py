@@ -49,8 +49,7 @@ def rss_mb() -> float:
 
 
 def pairs_data(n: int, seed: int = 0):
-    try: from mrpo_nb.builtin import builtin_preferences
-    except ImportError: from mrpo_nb.data import builtin_preferences
+    from mrpo_nb.builtin import builtin_preferences
     ds = builtin_preferences(seed=seed).shuffle(seed=seed)
     return ds.select(range(n))
 

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['atomic_write', 'plain', 'write_json']
+__all__ = ['atomic_write', 'plain', 'write_json', 'check_unique']
 
 # %% ../nbs/00_core.ipynb #32ecca1a
 def atomic_write(path: str | os.PathLike,
@@ -47,3 +47,13 @@ def plain(x):
 def write_json(path: str | os.PathLike, obj, indent: int | None = 1) -> Path:
     "Write `plain(obj)` as JSON to `path`, atomically."
     return atomic_write(path, json.dumps(plain(obj), indent=indent, allow_nan=False))
+
+# %% ../nbs/00_core.ipynb #10c24545
+def check_unique(values, what: str = "pair ids", show: int = 3) -> None:
+    "Raise a ValueError naming the first `show` repeated `values` (and how often each occurs), if any repeat."
+    from collections import Counter
+    repeated = [(v, n) for v, n in Counter(values).items() if n > 1]
+    if repeated:
+        named = ", ".join(f"{v!r} ({n}x)" for v, n in repeated[:show])
+        more = f" and {len(repeated) - show} more" if len(repeated) > show else ""
+        raise ValueError(f"{what} must be unique: {named}{more} repeated")

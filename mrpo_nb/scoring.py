@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from fastcore.basics import patch
-from .core import atomic_write
+from .core import atomic_write, check_unique
 from .models import apply_template, end_of_turn
 
 # %% auto #0
@@ -167,7 +167,7 @@ class ScoreTable:
             if a.shape != (len(self.ids), len(self.names)):
                 raise ValueError(f"{f} has shape {a.shape}, expected (N, K) = ({len(self.ids)}, {len(self.names)})")
             setattr(self, f, a)
-        if len(set(self.ids)) != len(self.ids): raise ValueError("pair ids must be unique")
+        check_unique(self.ids, "pair ids")
         if len(set(self.names)) != len(self.names): raise ValueError(f"reference names must be unique: {self.names}")
         self._row = {i: r for r, i in enumerate(self.ids)}
 
@@ -460,7 +460,7 @@ def canonical_rows(ds) -> list[dict]:
         )
         rows.append(dict(id=str(r["id"]), prompt=p, chosen=r["chosen"], rejected=r["rejected"]))
     ids = [r["id"] for r in rows]
-    if len(set(ids)) != len(ids): raise ValueError("pair ids must be unique")
+    check_unique(ids, "pair ids")
     return rows
 
 def data_fingerprint(rows: Sequence[dict]) -> str:
