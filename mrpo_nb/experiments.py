@@ -664,7 +664,7 @@ PRESETS = {
         policy="smollm2", references=dict(DEMO_REFERENCES),
         train=dict(batch_size=8, micro_batch_size=8, lr=2e-3, beta=0.1, lora_r=8, lora_alpha=16,
                    lora_targets=["q_proj", "v_proj"],
-                   eval_points=0, max_length=256),
+                   eval_points=0, eval_splits=["test"], max_length=256),   # the results table needs test only
         methods=["ln_dpo", "mrpo-vaw", "mdpo-vaw", "mrpo-tsw", "mdpo-tsw", "ref_free"],
         weighter_options={"tsw": {"subsample": 8}}, tsw_piv=[5], seeds=[0, 1], estimate=dict(pair_tokens=110)),
     "demo-full": dict(
