@@ -27,6 +27,7 @@ import argparse, json, os, random, time, warnings
 # torch loads OpenMP, and it applies to every method measured below alike.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
+from floor import matmul_rate   # benchmarks/floor.py: the matmul rate both benchmarks use
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -55,16 +56,6 @@ def bench_rows(n_pairs: int, seed: int = 0):
                          rejected=" ".join(say(rnd.randint(8, 16)) for _ in range(rnd.randint(3, 16)))))
     rnd.shuffle(rows)
     return [dict(id=f"b{i}", **r) for i, r in enumerate(rows)], n_built
-
-
-def matmul_rate(n: int = 2048, seconds: float = 3.0) -> float:
-    "fp32 FLOP/s of a large square matmul: total FLOPs over total time in a window of `seconds`."
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    k, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        torch.mm(a, b); k += 1
-    return 2 * n ** 3 * k / (time.perf_counter() - t0)
 
 
 @torch.inference_mode()

