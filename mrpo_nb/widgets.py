@@ -437,15 +437,19 @@ def _progress_note(label: str, logged: int, planned, status) -> str:
         return f"{html.escape(label)}: {logged} of {planned} planned batches logged so far ({status})"
     return ""
 
+def _batch_controls():
+    "A batch slider and a play button, linked in the browser (jslink): the controls of both explorers."
+    slider = W.IntSlider(value=0, min=0, max=0, description="batch t", continuous_update=False,
+                         layout=W.Layout(width="55%"))
+    play = W.Play(value=0, min=0, max=0, interval=700, description="play")
+    return slider, play, W.jslink((play, "value"), (slider, "value"))
+
 # %% ../nbs/08_widgets.ipynb #0fed33a7
 class TSWExplorer(W.VBox):
     "Live TSW explorer: batch slider + play, a run selector when there are several TSW runs, the figure, the numbers."
     def __init__(self, runs: list, plotlyjs="cdn", grid: int = 201):
         self.runs, self.plotlyjs, self.grid, self._quiet = list(runs), plotlyjs, grid, False
-        self.slider = W.IntSlider(value=0, min=0, max=0, description="batch t", continuous_update=False,
-                                  layout=W.Layout(width="55%"))
-        self.play = W.Play(value=0, min=0, max=0, interval=700, description="play")
-        self.link = W.jslink((self.play, "value"), (self.slider, "value"))
+        self.slider, self.play, self.link = _batch_controls()
         options = [(_run_label(r), i) for i, r in enumerate(self.runs)]
         self.run_select = W.Dropdown(options=options, value=0, description="run") if len(self.runs) > 1 else None
         self.html, self.info = W.HTML(), W.HTML()
@@ -498,10 +502,7 @@ class AlphaExplorer(W.VBox):
     def __init__(self, runs: list, plotlyjs="cdn"):
         self.runs, self.plotlyjs, self._quiet = list(runs), plotlyjs, False
         self.seeds = alpha_state(self.runs, 0)["seeds"]
-        self.slider = W.IntSlider(value=0, min=0, max=0, description="batch t", continuous_update=False,
-                                  layout=W.Layout(width="55%"))
-        self.play = W.Play(value=0, min=0, max=0, interval=700, description="play")
-        self.link = W.jslink((self.play, "value"), (self.slider, "value"))
+        self.slider, self.play, self.link = _batch_controls()
         self.seed_select = (W.Dropdown(options=self.seeds, value=self.seeds[0], description="seed")
                             if len(self.seeds) > 1 else None)
         self.html, self.info = W.HTML(), W.HTML()
