@@ -5,6 +5,7 @@ references (no download), the built-in pairs, the references scored through the 
     torchrun --nproc_per_node 2 examples/train_tiny.py OUT                         # two CPU processes (DDP, gloo)
     accelerate launch --config_file examples/ddp_gpu.yaml examples/train_tiny.py OUT
     accelerate launch --config_file examples/fsdp.yaml examples/train_tiny.py OUT
+    accelerate launch --config_file examples/deepspeed_zero2.yaml examples/train_tiny.py OUT
 
 Writes OUT/scores (the score cache) and OUT/run (the run folder); the main process prints the summary's last line.
 For a real model pass e.g. --policy smollm2 --refs smollm2,gemma3-270m (and, under FSDP, set the decoder layer class

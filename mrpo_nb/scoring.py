@@ -21,8 +21,9 @@ from .models import apply_template, end_of_turn
 __all__ = ['SCORES_FORMAT', 'encode_text', 'reply_text', 'tokenize_pair', 'pad_pairs', 'decoder_and_head',
            'position_ids_from_mask', 'head_logps', 'reply_logps', 'ScoreTable', 'pack_units', 'can_pack',
            'common_prefix', 'packed_forward', 'packed_logps', 'length_batches', 'Reference', 'weights_identity',
-           'resolve_reference', 'canonical_rows', 'data_fingerprint', 'destroy_process_group_at_exit', 'tokenize_rows',
-           'score_reference', 'score_references', 'reference_accuracy', 'format_accuracy']
+           'resolve_reference', 'canonical_rows', 'data_fingerprint', 'destroy_process_group_at_exit',
+           'deepspeed_launch', 'tokenize_rows', 'score_reference', 'score_references', 'reference_accuracy',
+           'format_accuracy']
 
 # %% ../nbs/02_scoring.ipynb #2fa4c5c6
 def _adds_bos(tokenizer) -> bool:
@@ -490,10 +491,15 @@ def destroy_process_group_at_exit() -> None:
     atexit.unregister(_destroy_process_group)  # so that calling it again registers nothing more
     atexit.register(_destroy_process_group)
 
+def deepspeed_launch() -> bool:
+    "Was this process started by a DeepSpeed launch (`accelerate launch` with a DeepSpeed config)?"
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+
 def _state():
-    "accelerate's process state (one process unless launched with several; CPU-only launches use gloo)."
+    """accelerate's process state (one process unless launched with several; CPU-only launches use gloo, as DeepSpeed
+    does on a CPU: accelerate takes the DeepSpeed path only when not told `cpu`)."""
     from accelerate import PartialState
-    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available() and not deepspeed_launch()
     state = PartialState(cpu=True) if multi_cpu else PartialState()
     if state.num_processes > 1: destroy_process_group_at_exit()
     return state

@@ -18,7 +18,7 @@ from safetensors.torch import save_file, load_file
 
 from .core import atomic_write, write_json, plain
 from .scoring import (tokenize_pair, pad_pairs, reply_logps, pack_units, packed_forward, can_pack,
-                             destroy_process_group_at_exit)
+                             destroy_process_group_at_exit, deepspeed_launch)
 from .losses import LOSSES
 from .weighters import make_weighter
 
@@ -26,10 +26,11 @@ from .weighters import make_weighter
 __all__ = ['LORA_TARGETS', 'LOSS_KINDS', 'DTYPES', 'WEIGHTER_LOG_FIELDS', 'METRIC_KEYS', 'TrainConfig', 'check_config',
            'cpu_has_native_bf16', 'resolve_dtype', 'add_lora', 'load_policy', 'trainable_parameters', 'EncodedPairs',
            'encode_pairs', 'policy_batch', 'PolicyLogps', 'policy_module', 'policy_logps', 'reference_values',
-           'reference_margins', 'pair_losses', 'micro_batches', 'accumulate_gradients', 'eval_steps', 'policy_values',
-           'preference_accuracy', 'reward_accuracy', 'batch_alpha', 'grad_norm', 'step_or_skip', 'RewardProbe',
-           'observe_batch', 'RunLog', 'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'batch_order', 'Trainer', 'train']
+           'reference_margins', 'pair_losses', 'micro_batches', 'is_deepspeed', 'micro_backward', 'configure_deepspeed',
+           'accumulate_gradients', 'eval_steps', 'policy_values', 'preference_accuracy', 'reward_accuracy',
+           'batch_alpha', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe', 'observe_batch', 'RunLog',
+           'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state', 'save_checkpoint',
+           'latest_checkpoint', 'load_checkpoint', 'batch_order', 'Trainer', 'train']
 
 # %% ../nbs/05_training.ipynb #70f4fc50
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -338,6 +339,43 @@ def _busiest(accelerator, n: int) -> int:
     if accelerator is None or accelerator.num_processes == 1: return n
     return int(accelerator.reduce(torch.tensor([n], device=accelerator.device), "max").item())
 
+# %% ../nbs/05_training.ipynb #d5e7a1b20c01
+def is_deepspeed(accelerator) -> bool:
+    "Does `accelerator` run under DeepSpeed?"
+    return accelerator is not None and accelerator.distributed_type.value == "DEEPSPEED"
+
+def micro_backward(model, loss: torch.Tensor, accelerator=None, last: bool = True):
+    """Backward one micro-batch's `loss`: plainly, through `accelerator.backward` (DDP, FSDP; the caller holds
+    `no_sync` on all but the last), or through DeepSpeed's engine (`model`) with the accumulation boundary at `last`
+    and the loss unscaled: the trainer does the accumulation's exact weighting, and the step, itself."""
+    if accelerator is None: loss.backward()
+    elif is_deepspeed(accelerator):
+        model.set_gradient_accumulation_boundary(last)
+        model.backward(loss, scale_wrt_gas=False)
+    else: accelerator.backward(loss)
+
+def configure_deepspeed(accelerator, micro_batch_size: int, max_grad_norm: float | None,
+                        dtype: torch.dtype = torch.float32) -> dict:
+    """Fit accelerate's DeepSpeed config to the trainer before `prepare`: ZeRO stage 1 or 2, the trainer's micro-batch
+    size and gradient clipping, no accumulation of DeepSpeed's own (`micro_backward` sets each boundary), and bf16 or
+    fp16 mode when the policy is held in that dtype. Returns the config."""
+    conf = accelerator.state.deepspeed_plugin.deepspeed_config
+    stage = int(conf.get("zero_optimization", {}).get("stage", 0))
+    if stage not in (1, 2):
+        raise NotImplementedError(f"DeepSpeed ZeRO stage {stage}: the trainer runs ZeRO stages 1 and 2 (optimiser state "
+                                  "and gradients sharded); for sharded parameters use FSDP (examples/fsdp.yaml)")
+    clip = float(max_grad_norm or 0.0)
+    if conf.get("gradient_clipping", "auto") not in ("auto", clip):
+        raise ValueError(f"the DeepSpeed config clips gradients at {conf['gradient_clipping']}, the trainer's "
+                         f"max_grad_norm is {max_grad_norm}: set gradient_clipping to 'auto'")
+    world = accelerator.num_processes
+    conf.update(gradient_clipping=clip, train_micro_batch_size_per_gpu=micro_batch_size, gradient_accumulation_steps=1,
+                train_batch_size=micro_batch_size * world)
+    for key, dt in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+        conf.setdefault(key, {})["enabled"] = dtype == dt
+    return conf
+
+
 # %% ../nbs/05_training.ipynb #04b7ae8d
 def accumulate_gradients(model, enc: EncodedPairs, rows: Sequence[int], ref: dict | None, alpha: torch.Tensor | None,
                          kind: str, beta: float, pad_id: int, n_total: int | None = None, micro_batch_size: int = 8,
@@ -345,7 +383,7 @@ def accumulate_gradients(model, enc: EncodedPairs, rows: Sequence[int], ref: dic
                          accelerator=None, spare_row: int | None = None) -> dict:
     """Forward and backward the pairs `rows` micro-batch by micro-batch, each scaled by its share 1/`n_total`.
     `ref`: reference fields (len(rows), K) in the order of `rows`; `alpha` (K,) or (len(rows), K); None for ref_free.
-    With an `accelerator`: `accelerator.backward`, one synchronisation (the last micro-batch), losses times the
+    With an `accelerator`: `micro_backward`, one synchronisation (the last micro-batch), losses times the
     number of processes, and zero-loss micro-batches (on `spare_row`) up to the busiest process's count.
     Returns the batch loss (per-pair losses summed / n_total), the diagnostics' sums and whether all was finite."""
     rows = list(rows); n_total = n_total or len(rows)
@@ -353,11 +391,12 @@ def accumulate_gradients(model, enc: EncodedPairs, rows: Sequence[int], ref: dic
     plan = micro_batches(enc.lengths(), rows, micro_batch_size, micro_batch_tokens)
     n_own = len(plan)
     plan += [None] * (_busiest(accelerator, n_own) - n_own)
-    world = accelerator.num_processes if accelerator is not None else 1
+    world, ds = (accelerator.num_processes if accelerator is not None else 1), is_deepspeed(accelerator)
     loss_sum, metric_sums, finite = 0.0, {}, True
     for j, mb in enumerate(plan):
         last = j == len(plan) - 1
-        with (accelerator.no_sync(model) if accelerator is not None and not last else contextlib.nullcontext()):
+        unsynced = accelerator is not None and not last and not ds   # DeepSpeed: the boundary, in micro_backward
+        with (accelerator.no_sync(model) if unsynced else contextlib.nullcontext()):
             lp, n = policy_logps(model, enc, mb or [rows[0] if rows else spare_row], pad_id, packed=packed)
             loss = lp.sum() * 0.0     # a micro-batch that contributes nothing (padding, or a non-finite loss)
             if mb is not None and finite:
@@ -371,9 +410,10 @@ def accumulate_gradients(model, enc: EncodedPairs, rows: Sequence[int], ref: dic
                     loss_sum += float(mb_loss.detach())
                     for k, v in metrics.items():
                         metric_sums[k] = metric_sums.get(k, 0.0) + float(v.detach().double().sum())
-                else: finite = False   # no backward through a non-finite loss: the step will be skipped anyway
-            if accelerator is None: loss.backward()
-            else: accelerator.backward(loss * world)
+                else:
+                    finite = False   # no backward through a non-finite loss: the step will be skipped anyway
+                    if ds: loss = lp.sum() * float("nan")   # DeepSpeed skips a step whose gradient norm is NaN
+            micro_backward(model, loss * world, accelerator, last)
     return dict(loss=loss_sum if finite else float("nan"), metric_sums=metric_sums, finite=finite, n_micro=n_own)
 
 # %% ../nbs/05_training.ipynb #30cc265e
@@ -433,6 +473,7 @@ def grad_norm(params) -> float:
 
 def step_or_skip(optimizer, params, loss_finite: bool, max_grad_norm: float | None = None, accelerator=None) -> dict:
     "Step `optimizer` if loss and gradient norm are finite, else drop the gradients: `{skipped, nonfinite, grad_norm}`."
+    if is_deepspeed(accelerator): return deepspeed_step(accelerator, loss_finite)
     params = list(params)
     sharded = accelerator is not None and accelerator.distributed_type.value == "FSDP"
     if not loss_finite: gn = float("nan")
@@ -445,6 +486,19 @@ def step_or_skip(optimizer, params, loss_finite: bool, max_grad_norm: float | No
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return dict(skipped=False, grad_norm=gn)
+def deepspeed_step(accelerator, loss_finite: bool) -> dict:
+    """`step_or_skip` under DeepSpeed: its engine clips, steps and zeroes the gradients, and itself skips a step whose
+    gradient norm is not finite (a non-finite loss left NaN gradients: `accumulate_gradients`)."""
+    engine = accelerator.deepspeed_engine_wrapped.engine
+    skipped_before = engine.skipped_steps
+    engine.step()
+    gn = engine.get_global_grad_norm()
+    gn = float("nan") if gn is None else float(gn)
+    skipped = engine.skipped_steps > skipped_before
+    if not (loss_finite or skipped): raise RuntimeError("DeepSpeed stepped on a non-finite loss")
+    if skipped: return dict(skipped=True, nonfinite="loss" if not loss_finite else "gradient", grad_norm=gn)
+    return dict(skipped=False, grad_norm=gn)
+
 
 # %% ../nbs/05_training.ipynb #bb550b32
 class RewardProbe:
@@ -586,7 +640,7 @@ def load_checkpoint(path, model, optimizer) -> dict:
     saved = load_file(path / "adapter.safetensors")
     if set(saved) != set(params): raise ValueError(f"checkpoint {path}: adapter parameters differ from the model's")
     if not (path / "optimizer.safetensors").exists():
-        raise ValueError(f"checkpoint {path} has no optimiser state (written under FSDP): it cannot be resumed")
+        raise ValueError(f"checkpoint {path} has no optimiser state (written under FSDP or DeepSpeed): it cannot be resumed")
     with torch.no_grad():
         for n, p in params.items(): p.copy_(saved[n])
     optimizer.load_state_dict(optimizer_from_safe(load_file(path / "optimizer.safetensors"),
@@ -635,13 +689,11 @@ class Trainer:
         cfg = self.cfg
         if self.accelerator is None:
             from accelerate import Accelerator
-            self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+            self.accelerator = Accelerator(cpu=not torch.cuda.is_available() and not deepspeed_launch())
         self.main = self.accelerator.is_main_process
-        if self.accelerator.distributed_type.value == "DEEPSPEED":
-            raise NotImplementedError(
-                "the trainer runs on one process, under DDP and under FSDP; DeepSpeed's engine owns the "
-                "optimiser step and gradient accumulation, which this trainer does itself: use FSDP"
-            )
+        if is_deepspeed(self.accelerator):
+            configure_deepspeed(self.accelerator, cfg.micro_batch_size, cfg.max_grad_norm,
+                                resolve_dtype(cfg.dtype, self.accelerator.device))
         if self.accelerator.num_processes > 1: destroy_process_group_at_exit()
         self.policy, self.tok, self.template = load_policy(cfg, device=self.accelerator.device, loaded=self._loaded)
         self.policy.train()
@@ -665,6 +717,11 @@ class Trainer:
 def sharded(self: Trainer) -> bool:
     "Does each process hold only a shard of the adapter (FSDP)?"
     return self.accelerator.distributed_type.value == "FSDP"
+
+@patch(as_prop=True)
+def optimizer_sharded(self: Trainer) -> bool:
+    "Does each process hold only a shard of the optimiser state (FSDP, DeepSpeed's ZeRO)?"
+    return self.sharded or is_deepspeed(self.accelerator)
 
 @patch
 def _prepare_data(self: Trainer):
@@ -844,13 +901,13 @@ def adapter_state(self: Trainer) -> dict:
 
 @patch
 def checkpoint(self: Trainer, step: int):
-    "Write checkpoint `step` (the main process; under FSDP the gathered adapter without optimiser state)."
+    "Write checkpoint `step` (the main process; under FSDP or ZeRO the whole adapter without optimiser state)."
     if self.run_dir is None: return
     adapter = self.adapter_state()
     if not self.main: return
     state = dict(plain(self.state), weighter=self.weighter.state_dict() if self.weighter is not None else None,
                  config=self.cfg.to_dict())
-    save_checkpoint(self.run_dir / "checkpoints", step, self.policy, None if self.sharded else self.opt, state,
+    save_checkpoint(self.run_dir / "checkpoints", step, self.policy, None if self.optimizer_sharded else self.opt, state,
                     keep=self.cfg.keep_checkpoints, adapter=adapter)
 
 @patch
