@@ -662,13 +662,13 @@ PRESETS = {
         name="demo",
         description="The embedded default: built-in data, SmolLM2 policy, three offline reference families, CPU "
         "minutes.",
-        data=dict(source="builtin", pct=2.5, max_length=256, sizes=dict(train=24, val=16, test=32), resample="train"),
+        data=dict(source="builtin", pct=2.5, max_length=256, sizes=dict(train=24, val=16, test=24), resample="train"),
         policy="smollm2", references=dict(DEMO_REFERENCES),
         train=dict(batch_size=8, micro_batch_size=8, lr=2e-3, beta=0.1, lora_r=8, lora_alpha=16,
                    lora_targets=["q_proj", "v_proj"],
                    eval_points=0, eval_splits=["test"], max_length=256),   # the results table needs test only
         methods=["ln_dpo", "mrpo-vaw", "mdpo-vaw", "mrpo-tsw", "mdpo-tsw"],
-        weighter_options={"tsw": {"subsample": 8}}, tsw_piv=[5], seeds=[0, 1], estimate=dict(pair_tokens=110)),
+        weighter_options={"tsw": {"subsample": 4}}, tsw_piv=[5], seeds=[0, 1], estimate=dict(pair_tokens=110)),
     "demo-full": dict(
         name="demo-full",
         description="The demo's larger grid: every weighter, both PIVs, three seeds, more data (about an hour or more "
