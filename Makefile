@@ -21,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 # OpenMP threads sleep rather than spin while waiting: on a shared 2-core machine spinning slows every notebook several-fold.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: test demo demo-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check lint widget-assets chromium
+.PHONY: test demo demo-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check lint widget-assets chromium deepspeed
 
 $(PY):
 	python3 -m venv "$(VENV)"
@@ -68,9 +68,15 @@ check-clean: install-dev
 # MRPO_REQUIRE_WHEELS=1: a test that needs an offline wheel model fails when the wheel is missing, instead of skipping.
 # The TRL chapter (10_trl) tests against TRL, the `bench` extra: installed here, and MRPO_REQUIRE_TRL=1 makes its
 # tests fail rather than skip when TRL is missing.
-nbtest: install-dev install-models widget-assets chromium
+nbtest: install-dev install-models widget-assets chromium deepspeed
 	"$(PY)" -m pip install -q -e ".[bench]"
-	MRPO_REQUIRE_WHEELS=1 MRPO_REQUIRE_TRL=1 "$(PY)" tools/run_nbtests.py --flags slow
+	MRPO_REQUIRE_WHEELS=1 MRPO_REQUIRE_TRL=1 MRPO_REQUIRE_DEEPSPEED=1 "$(PY)" tools/run_nbtests.py --flags slow
+
+# DeepSpeed (for the ZeRO-2 test of 05_training) ships as a source archive whose build imports torch: built against
+# the torch already installed (--no-build-isolation), since an isolated build would fetch a CUDA torch of several GB.
+# No CUDA ops are compiled (DeepSpeed builds them on first use, and the trainer uses none).
+deepspeed: install-dev
+	"$(PY)" -c "import deepspeed" 2>/dev/null || "$(PY)" -m pip install -q --no-build-isolation "deepspeed>=0.18,<0.20"
 
 test: check-clean lint docs-check nbtest
 

@@ -22,8 +22,8 @@ __all__ = ['SCORES_FORMAT', 'encode_text', 'reply_text', 'tokenize_pair', 'pad_p
            'position_ids_from_mask', 'head_logps', 'reply_logps', 'ScoreTable', 'pack_units', 'can_pack',
            'common_prefix', 'packed_forward', 'packed_logps', 'length_batches', 'Reference', 'weights_identity',
            'resolve_reference', 'canonical_rows', 'data_fingerprint', 'destroy_process_group_at_exit',
-           'deepspeed_launch', 'tokenize_rows', 'score_reference', 'score_references', 'reference_accuracy',
-           'format_accuracy']
+           'deepspeed_launch', 'process_state', 'tokenize_rows', 'score_reference', 'score_references',
+           'reference_accuracy', 'format_accuracy']
 
 # %% ../nbs/02_scoring.ipynb #2fa4c5c6
 def _adds_bos(tokenizer) -> bool:
@@ -495,12 +495,15 @@ def deepspeed_launch() -> bool:
     "Was this process started by a DeepSpeed launch (`accelerate launch` with a DeepSpeed config)?"
     return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
 
-def _state():
-    """accelerate's process state (one process unless launched with several; CPU-only launches use gloo, as DeepSpeed
-    does on a CPU: accelerate takes the DeepSpeed path only when not told `cpu`)."""
+def process_state():
+    """accelerate's process state, shared by scoring and training: one process unless launched with several. On CPUs
+    they talk gloo: a torchrun launch as accelerate's MULTI_CPU; a DeepSpeed launch with gloo named as the backend
+    (accelerate takes its DeepSpeed path only when not told `cpu`, and without a device it would count 1 process)."""
     from accelerate import PartialState
-    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available() and not deepspeed_launch()
-    state = PartialState(cpu=True) if multi_cpu else PartialState()
+    several, cuda = int(os.environ.get("WORLD_SIZE", "1")) > 1, torch.cuda.is_available()
+    if several and not cuda and deepspeed_launch(): state = PartialState(backend="gloo")
+    elif several and not cuda: state = PartialState(cpu=True)
+    else: state = PartialState()
     if state.num_processes > 1: destroy_process_group_at_exit()
     return state
 
@@ -658,7 +661,7 @@ def score_reference(ref: Reference, rows: Sequence[dict], cache_dir, max_length:
                     pack: bool = True) -> dict:
     "Score one reference on `rows` (with the cache): arrays `logps` (N, 2) float64, `lengths` (N, 2) int64, and `info`."
     from accelerate.utils import gather_object
-    state, cache_dir, stats = _state(), _check_writable(cache_dir), {}
+    state, cache_dir, stats = process_state(), _check_writable(cache_dir), {}
     seqs, skipped = tokenize_rows(ref, rows, max_length, on_long, stats)
     fp = data_fingerprint(rows)
     key = dict(format=SCORES_FORMAT, identity=ref.identity, template=ref.template or "own", max_length=int(max_length),
@@ -703,7 +706,7 @@ def score_references(specs, ds, cache_dir, max_length: int = 1024, token_budget:
     cols, meta = [], {}
     for name, spec in _named_specs(specs, policy):
         if device is None:
-            st = _state()
+            st = process_state()
             dev = st.device if st.num_processes > 1 else None
         else: dev = device
         ref = resolve_reference(name, spec, device=dev)

@@ -18,7 +18,7 @@ from safetensors.torch import save_file, load_file
 
 from .core import atomic_write, write_json, plain
 from .scoring import (tokenize_pair, pad_pairs, reply_logps, pack_units, packed_forward, can_pack,
-                             destroy_process_group_at_exit, deepspeed_launch)
+                             destroy_process_group_at_exit, deepspeed_launch, process_state)
 from .losses import LOSSES
 from .weighters import make_weighter
 
@@ -689,6 +689,7 @@ class Trainer:
         cfg = self.cfg
         if self.accelerator is None:
             from accelerate import Accelerator
+            process_state()   # the processes of a launch (gloo on CPUs, under DeepSpeed too)
             self.accelerator = Accelerator(cpu=not torch.cuda.is_available() and not deepspeed_launch())
         self.main = self.accelerator.is_main_process
         if is_deepspeed(self.accelerator):
