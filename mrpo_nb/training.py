@@ -362,15 +362,15 @@ def configure_deepspeed(accelerator, micro_batch_size: int, max_grad_norm: float
     conf = accelerator.state.deepspeed_plugin.deepspeed_config
     stage = int(conf.get("zero_optimization", {}).get("stage", 0))
     if stage not in (1, 2):
-        raise NotImplementedError(f"DeepSpeed ZeRO stage {stage}: the trainer runs ZeRO stages 1 and 2 (optimiser state "
-                                  "and gradients sharded); for sharded parameters use FSDP (examples/fsdp.yaml)")
+        raise NotImplementedError(f"DeepSpeed ZeRO stage {stage}: the trainer runs ZeRO stages 1 and 2 (optimiser "
+                                  "state and gradients sharded); for sharded parameters use FSDP (examples/fsdp.yaml)")
     clip = float(max_grad_norm or 0.0)
     if conf.get("gradient_clipping", "auto") not in ("auto", clip):
         raise ValueError(f"the DeepSpeed config clips gradients at {conf['gradient_clipping']}, the trainer's "
                          f"max_grad_norm is {max_grad_norm}: set gradient_clipping to 'auto'")
     world = accelerator.num_processes
-    conf.update(gradient_clipping=clip, train_micro_batch_size_per_gpu=micro_batch_size, gradient_accumulation_steps=1,
-                train_batch_size=micro_batch_size * world)
+    conf.update(gradient_clipping=clip, train_micro_batch_size_per_gpu=micro_batch_size,
+                gradient_accumulation_steps=1, train_batch_size=micro_batch_size * world)
     for key, dt in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
         conf.setdefault(key, {})["enabled"] = dtype == dt
     return conf
@@ -640,7 +640,8 @@ def load_checkpoint(path, model, optimizer) -> dict:
     saved = load_file(path / "adapter.safetensors")
     if set(saved) != set(params): raise ValueError(f"checkpoint {path}: adapter parameters differ from the model's")
     if not (path / "optimizer.safetensors").exists():
-        raise ValueError(f"checkpoint {path} has no optimiser state (written under FSDP or DeepSpeed): it cannot be resumed")
+        raise ValueError(f"checkpoint {path} has no optimiser state (written under FSDP or DeepSpeed): it cannot be "
+                         "resumed")
     with torch.no_grad():
         for n, p in params.items(): p.copy_(saved[n])
     optimizer.load_state_dict(optimizer_from_safe(load_file(path / "optimizer.safetensors"),
@@ -908,8 +909,9 @@ def checkpoint(self: Trainer, step: int):
     if not self.main: return
     state = dict(plain(self.state), weighter=self.weighter.state_dict() if self.weighter is not None else None,
                  config=self.cfg.to_dict())
-    save_checkpoint(self.run_dir / "checkpoints", step, self.policy, None if self.optimizer_sharded else self.opt, state,
-                    keep=self.cfg.keep_checkpoints, adapter=adapter)
+    opt = None if self.optimizer_sharded else self.opt
+    save_checkpoint(self.run_dir / "checkpoints", step, self.policy, opt, state, keep=self.cfg.keep_checkpoints,
+                    adapter=adapter)
 
 @patch
 def resume(self: Trainer) -> bool:
