@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['atomic_write', 'plain', 'write_json', 'check_unique']
+__all__ = ['atomic_write', 'plain', 'write_json', 'DamagedFile', 'read_json', 'check_unique']
 
 # %% ../nbs/00_core.ipynb #32ecca1a
 def atomic_write(path: str | os.PathLike,
@@ -47,6 +47,31 @@ def plain(x):
 def write_json(path: str | os.PathLike, obj, indent: int | None = 1) -> Path:
     "Write `plain(obj)` as JSON to `path`, atomically."
     return atomic_write(path, json.dumps(plain(obj), indent=indent, allow_nan=False))
+
+# %% ../nbs/00_core.ipynb #d87f8d6a
+class DamagedFile(ValueError):
+    "A file this package wrote earlier does not read back or does not hold what it should; the message names it."
+    def __init__(self, path, problem: str):
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{self.path}: {problem}")
+
+_MISSING = object()
+
+def read_json(path: str | os.PathLike, default=_MISSING, kind: type | tuple | None = dict):
+    """Read a JSON file back: `default` when it is missing (or `FileNotFoundError` without one), `DamagedFile` when it
+    is not valid JSON or its top level is not of type `kind` (None: anything)."""
+    path = Path(path)
+    if not path.exists():
+        if default is _MISSING: raise FileNotFoundError(f"{path}: no such file")
+        return default
+    try: obj = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError: raise DamagedFile(path, "not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise DamagedFile(path, f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    if kind is not None and not isinstance(obj, kind):
+        want = " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
+        raise DamagedFile(path, f"holds a JSON {type(obj).__name__}, not a {want}")
+    return obj
 
 # %% ../nbs/00_core.ipynb #10c24545
 def check_unique(values, what: str = "pair ids", show: int = 3) -> None:
