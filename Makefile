@@ -21,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 # OpenMP threads sleep rather than spin while waiting: on a shared 2-core machine spinning slows every notebook several-fold.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: test demo demo-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check lint widget-assets chromium deepspeed
+.PHONY: test demo demo-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check docs-preview lint widget-assets katex-assets chromium deepspeed gpu-smoke
 
 $(PY):
 	python3 -m venv "$(VENV)"
@@ -78,7 +78,7 @@ nbtest: install-dev install-models widget-assets chromium deepspeed
 deepspeed: install-dev
 	"$(PY)" -c "import deepspeed" 2>/dev/null || "$(PY)" -m pip install -q --no-build-isolation "deepspeed>=0.18,<0.20"
 
-test: check-clean lint docs-check nbtest
+test: check-clean lint docs-check docs-preview gpu-smoke nbtest
 
 demo: install install-models
 	"$(BIN)/mrpo" demo
@@ -130,6 +130,26 @@ widget-assets:
 # What can be checked of the docs without Quarto: nbdev's notebook processing (it executes the show_doc cells).
 docs-check: install-dev
 	"$(PY)" tools/docs_check.py
+
+# KaTeX (the docs site's html-math-method) for the static docs preview: npm installs it into the git-ignored .cache/katex.
+KATEX := katex@0.16.22
+katex-assets:
+	if grep -qs '"version": "0.16.22"' .cache/katex/node_modules/katex/package.json; then
+	  echo "$(KATEX) already in .cache/katex"
+	else
+	  npm install --prefix .cache/katex --no-audit --no-fund --no-save --silent "$(KATEX)"
+	fi
+
+# A stand-in for the Quarto site this machine cannot build: the processed notebooks (_proc/, from docs-check) rendered
+# to static pages in _preview/ (open _preview/index.html), then every page opened in headless Chromium: each figure
+# drawn, each formula typeset, no console error, no request off the machine; screenshots in _preview/screenshots/.
+docs-preview: docs-check katex-assets chromium
+	"$(PY)" tools/docs_preview.py
+	"$(PY)" tools/docs_preview_check.py
+
+# The GPU check (benchmarks/gpu_check.py) at toy sizes on the CPU, so that the script a first GPU runs cannot rot.
+gpu-smoke: install-dev deepspeed
+	"$(PY)" benchmarks/gpu_check.py --cpu-smoke
 
 bench: install-dev install-models
 	"$(PY)" -m pip install -q -e ".[bench]"

