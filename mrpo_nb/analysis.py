@@ -15,11 +15,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import stats
+from .core import DamagedFile, read_json
 
 # %% auto #0
 __all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'SPLITS', 'PAPER_RESULTS', 'find_runs', 'read_metrics', 'RunData', 'read_run',
            'Experiment', 'load_experiment', 'tidy', 'write_synthetic_experiment', 'is_single_reference',
-           'final_accuracy', 'method_summary', 'untrained_accuracy', 'paper_value', 'paper_dataset',
+           'final_accuracy', 'method_summary', 'untrained_accuracy', 'paper_value', 'paper_dataset', 'left_out_notes',
            'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha', 'delta_sign_shares', 'fig_tsw', 'fig_sweep',
            'kendall_exact', 'table_kendall', 'table_tsw', 'paired_interval', 'paired_comparisons']
 
@@ -28,30 +29,46 @@ _RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
 
 def _is_run_dir(p: Path) -> bool: return p.is_dir() and any((p / f).exists() for f in _RUN_FILES)
 
-def find_runs(path) -> list[Path]:
-    "The run folders under `path`: `[path]` for a run folder, the runs of an experiment folder (index order first)."
+def _read(path: Path, problems: list, default=None, kind=dict):
+    "`read_json(path)`; a missing file gives `default`, a damaged one `default` and its `DamagedFile` message noted."
+    try: return read_json(path, default=default, kind=kind)
+    except DamagedFile as e:
+        problems.append(f"{e}; ignored")
+        return default
+
+def _index(root: Path, problems: list) -> tuple[dict, list]:
+    "index.json and its usable run entries (dicts with a name); a damaged index or entry is noted in `problems`."
+    f = root / "index.json"
+    try: index = read_json(f, default={})
+    except DamagedFile as e:
+        problems.append(f"{e}; the runs were read from runs/ alone")
+        return {}, []
+    entries = index.get("runs", [])
+    if not isinstance(entries, list):
+        problems.append(f"{f}: 'runs' holds a JSON {type(entries).__name__}, not a list; the runs were read from runs/")
+        return index, []
+    ok = [e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str) and e["name"].strip()
+          and Path(e["name"]).name == e["name"]]
+    if len(ok) < len(entries):
+        problems.append(f"{f}: {len(entries) - len(ok)} run entr(ies) without a usable name; ignored")
+    return index, ok
+
+def find_runs(path, problems: list | None = None) -> list[Path]:
+    """The run folders under `path`: `[path]` for a run folder, the runs of an experiment folder (index order
+    first). A damaged index.json is noted in `problems` (a warning without one) and the runs found from runs/."""
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"{p}: no such folder")
     if _is_run_dir(p) and not (p / "index.json").exists(): return [p]
     if not ((p / "index.json").exists() or (p / "runs").is_dir()):
         raise ValueError(f"{p} is neither an experiment folder (index.json, runs/) nor a run folder "
                          f"({', '.join(_RUN_FILES)})")
-    found = []
-    if (p / "index.json").exists():
-        for e in _read_json(p / "index.json").get("runs", []): found.append(p / "runs" / e["name"])
+    notes = [] if problems is None else problems
+    found = [p / "runs" / e["name"] for e in _index(p, notes)[1]]
+    if problems is None:
+        for n in notes: warnings.warn(n, stacklevel=2)
     if (p / "runs").is_dir():   # run folders that the index does not (yet) list
         found += [d for d in sorted((p / "runs").iterdir()) if _is_run_dir(d) and d not in found]
-    return found
-
-def _read_json(path: Path, problems: list | None = None, default=None):
-    "JSON from `path`; a missing or unreadable file gives `default` (and a note in `problems` when unreadable)."
-    path = Path(path)
-    if not path.exists(): return default
-    try: return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        if problems is None: raise ValueError(f"{path}: not valid JSON ({e})") from None
-        problems.append(f"{path.name}: not valid JSON ({e}); ignored")
-        return default
+    return list(dict.fromkeys(found))
 
 # %% ../nbs/07_analysis.ipynb #22c1e7bf
 def read_metrics(path, problems: list | None = None) -> list[dict]:
@@ -64,7 +81,8 @@ def read_metrics(path, problems: list | None = None) -> list[dict]:
         try: rec = json.loads(line)
         except json.JSONDecodeError:
             rec = None
-        if not isinstance(rec, dict) or not isinstance(rec.get("step"), (int, float)):
+        step = rec.get("step") if isinstance(rec, dict) else None
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step):
             last = i == len(lines)
             why = "half-written last line" if last else "corrupt"
             msg = f"{path.name} line {i}: not a JSON record with a step ({why}); skipped"
@@ -115,6 +133,7 @@ class RunData:
     status: str                 # pending / running / completed / failed / stopped: ...
     problems: list = field(default_factory=list)
     error: str | None = None
+    reason: str | None = None   # the one line a table shows: status.json's error, else error.txt's last line
 
     method = property(lambda self: self.entry.get("method", self.name))
     label = property(lambda self: self.entry.get("label", self.method))
@@ -124,28 +143,45 @@ class RunData:
     sweep = property(lambda self: dict(self.entry.get("sweep") or {}))
     references = property(lambda self: list(self.entry.get("references") or []))
 
+def _reason(error: str | None) -> str | None:
+    "The one-line reason of an error text: its last non-empty line (a traceback ends with the exception)."
+    lines = [l.strip() for l in (error or "").splitlines() if l.strip()]
+    return lines[-1] if lines else None
+
+def _no_result(summary: dict) -> bool:
+    "A summary that says 'completed' without a final metric holds no result."
+    fin = summary.get("final")
+    return not (isinstance(fin, dict) and any(v is not None for v in fin.values()))
+
 def read_run(run_dir, entry: dict | None = None) -> RunData:
     "Read one run folder (config, metrics, summary, error); unreadable pieces become `problems`, not exceptions."
     d, problems = Path(run_dir), []
     if not d.is_dir() and entry is None: raise FileNotFoundError(f"{d}: no such run folder")
     if d.is_dir() and entry is None and not _is_run_dir(d):
         raise ValueError(f"{d} is not a run folder: none of {', '.join(_RUN_FILES)} is there")
-    cfg = _read_json(d / "config.json", problems, {}) or {}
-    summary = _read_json(d / "summary.json", problems, {}) or {}
+    cfg = _read(d / "config.json", problems, {}) or {}
+    try: summary, damaged = read_json(d / "summary.json", default={}), None
+    except DamagedFile as e: summary, damaged = {}, str(e); problems.append(f"{e}; ignored")
     metrics = read_metrics(d / "metrics.jsonl", problems)
     entry = dict(entry) if entry else _entry_from_config(d.name, cfg, summary)
-    err_file, st = d / "error.txt", _read_json(d / "status.json", problems, {}) or {}
+    err_file, st = d / "error.txt", _read(d / "status.json", problems, {}) or {}
+    if not isinstance(st.get("status"), (str, type(None))):
+        problems.append(f"{d / 'status.json'}: its status is {st['status']!r}, not a string; ignored"); st = {}
     error = err_file.read_text(encoding="utf-8", errors="replace").strip() if err_file.exists() else None
     if error is not None or "failed" in (entry.get("status"), st.get("status")):
         status, error = "failed", error or st.get("error") or entry.get("error") or "failed (no error text)"
+    elif damaged: status, error = "failed", f"no result: {damaged}"
+    elif summary.get("status") == "completed" and _no_result(summary):
+        status, error = "failed", "no result: summary.json says 'completed' but holds no final metric"
     elif summary.get("status"): status = str(summary["status"])
     elif st.get("status") or metrics: status = st.get("status") or "running"
     elif not d.is_dir() and entry.get("status") not in (None, "pending"):   # the index knows more than the disk
         status = "missing"
         problems.append(f"the run folder is missing, though the index says {entry.get('status')!r}")
     else: status = entry.get("status") or "pending"
+    said = st.get("error") if status == "failed" and isinstance(st.get("error"), str) else None
     return RunData(name=d.name, dir=d, entry=entry, config=cfg, summary=summary, metrics=metrics,
-                   status=status, problems=problems, error=error)
+                   status=status, problems=problems, error=error, reason=(said or "").strip() or _reason(error))
 
 # %% ../nbs/07_analysis.ipynb #28e2f8c9
 @dataclass
@@ -172,11 +208,11 @@ def load_experiment(path) -> Experiment:
     "Read an experiment folder (or one run folder) into an `Experiment`; never loads a model."
     if isinstance(path, Experiment): return path
     root = Path(path)
-    runs_dirs = find_runs(root)             # raises a clear error for anything else
     problems = []
+    runs_dirs = find_runs(root, problems)   # raises a clear error for anything else; a damaged index is a problem
     is_exp = (root / "index.json").exists() or (root / "runs").is_dir()
-    index = _read_json(root / "index.json", problems, {}) if is_exp else {}
-    entries = {e.get("name"): e for e in (index or {}).get("runs", [])}
+    index, good = _index(root, []) if is_exp else ({}, [])   # its problems are noted once, by find_runs
+    entries = {e["name"]: e for e in good}
     runs = []
     for d in runs_dirs:
         r = read_run(d, entries.get(d.name))
@@ -184,7 +220,7 @@ def load_experiment(path) -> Experiment:
         runs.append(r)
     if not is_exp: index = dict(experiment=root.name, references=runs[0].references, runs=[runs[0].entry])
     elif not (root / "index.json").exists(): problems.append("index.json is missing: runs were found from runs/ alone")
-    get = lambda name, default: _read_json(root / name, problems, default) if is_exp else default
+    get = lambda name, default: _read(root / name, problems, default) if is_exp else default
     return Experiment(root=root, index=index or {}, runs=runs, references=get("references.json", {}) or {},
                       baseline=get("baseline.json", {}) or {}, filter_report=get("data/filter_report.json", None),
                       timings=get("timings.json", None), problems=problems, meta=get("experiment.json", {}) or {})
@@ -224,7 +260,9 @@ def _experiment_attrs(exp: Experiment) -> dict:
     for k, v in (exp.baseline or {}).items():
         m = re.fullmatch(r"seed_(-?\d+)", str(k))
         if m and isinstance(v, dict): base[int(m.group(1))] = {mk: _num(mv) for mk, mv in v.items()}
-    runs = [dict(run.entry, name=run.name, status=run.status, error=run.error, n_records=len(run.metrics),
+    runs = [dict(run.entry, name=run.name, status=run.status, error=run.error, reason=run.reason,
+                 summary_final=run.summary.get("final") if isinstance(run.summary.get("final"), dict) else {},
+                 n_records=len(run.metrics),
                  skipped_steps=run.summary.get("skipped_steps"), sweep_label=_sweep_label(run.sweep))
             for run in exp.runs]
     return dict(name=exp.name, root=str(exp.root), references=exp.reference_names, runs=runs,
@@ -408,14 +446,17 @@ def final_accuracy(obj, split: str = "test") -> pd.DataFrame:
     last = {run: (int(st), float(v)) for run, st, v in zip(acc.run, acc.step, acc.value)}
     rows = []
     for r in info["runs"]:
-        step, value = last.get(r["name"], (None, float("nan")))
-        status, note = r["status"], ""
-        if status == "completed" and r["name"] in last and math.isnan(value):
-            note = f"final {split} accuracy is null (non-finite)"
-        elif status == "completed" and r["name"] not in last: note = f"completed but no {split} accuracy was logged"
-        elif status != "completed":
-            note = f"{status}" + (f": {r['error'].splitlines()[-1]}" if r.get("error") else "") + "; left out"
-            value = float("nan")
+        step = last.get(r["name"], (None, None))[0]
+        status, note, value = r["status"], "", float("nan")
+        final = r.get("summary_final") or {}
+        if status == "completed" and key not in final:
+            note = f"completed, but its summary holds no final {split} accuracy; left out"
+        elif status == "completed":
+            value = _num(final[key])
+            if math.isnan(value): note = f"final {split} accuracy is null (non-finite)"
+        else:
+            reason = r.get("reason") or _reason(r.get("error"))
+            note = f"{status}" + (f": {reason}" if reason else "") + "; left out"
         rows.append(dict(run=r["name"], method=r.get("method"), label=r.get("label"), loss=r.get("loss"),
                          weighter=r.get("weighter"), references=list(r.get("references") or []),
                          weighter_kwargs=r.get("weighter_kwargs") or {}, seed=r.get("seed"),
@@ -506,12 +547,21 @@ _LOSS_COLOR = {"ln_dpo": "#4c78a8", "dpo": "#4c78a8", "mrpo": "#f58518", "mdpo":
 _LOSS_LEGEND = {"ln_dpo": "LN-DPO, one reference", "dpo": "DPO, one reference", "mrpo": "MRPO", "mdpo": "MDPO",
                 "geometric": "Geometric mixture", "ref_free": "no reference"}
 
-def _summary_notes(summ: pd.DataFrame, final: pd.DataFrame) -> list:
-    "Why runs are left out (failed ones one by one, waiting ones grouped by status) and which means lack an s.e."
+def left_out_notes(final: pd.DataFrame) -> list:
+    """Why runs of a `final_accuracy` table are left out, one note per reason (not one per run or method): runs
+    waiting grouped by status, failed and other runs grouped by their note."""
     waiting = final[final.status.isin(["pending", "running"])]
-    notes = [f"{r.run} ({r.label}, seed {r.seed}): {r.note}" for r in final.itertuples()
-             if r.note and r.status not in ("pending", "running")]
+    other = final[(final.note != "") & ~final.status.isin(["pending", "running"])]
+    notes = []
+    for note, g in other.groupby("note", sort=False):
+        who = [f"{r.run} ({r.label}, seed {r.seed})" for r in g.itertuples()]
+        notes.append(f"{note.removesuffix('; left out')} — {len(g)} run(s) left out: {', '.join(who)}")
     notes += [f"{len(g)} run(s) {status}, left out: {', '.join(g.run)}" for status, g in waiting.groupby("status")]
+    return notes
+
+def _summary_notes(summ: pd.DataFrame, final: pd.DataFrame) -> list:
+    "Why runs are left out (one note per reason) and which means lack an s.e."
+    notes = left_out_notes(final)
     name = lambda r: r.label + (f" [{r.sweep}]" if r.sweep else "")
     notes += [f"{name(r)}: one seed only, no s.e." for r in summ.itertuples() if r.n == 1]
     missing = [name(r) for r in summ.itertuples() if r.n == 0]

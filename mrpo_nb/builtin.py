@@ -103,10 +103,21 @@ SAFETY_SIZE = len(_HARMS) * len(_REQUESTS) * len(_FRAMINGS)
 # %% ../nbs/00a_builtin.ipynb #bfe3ea92
 def _sha(s: str) -> str: return hashlib.sha256(s.encode("utf-8")).hexdigest()
 
+def _check_count(name: str, v, lo: int, hi: int | None = None, none_ok: bool = True):
+    "`v` if it is an integer in [lo, hi] (or None): bool, float and str refused, with a one-line reason."
+    if v is None and none_ok: return None
+    allowed = ("None or " if none_ok else "") + (f"an integer in [{lo}, {hi}]" if hi is not None
+                                                  else f"an integer >= {lo}")
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{name} must be {allowed}, not {v!r} ({type(v).__name__})")
+    if v < lo or (hi is not None and v > hi): raise ValueError(f"{name} must be {allowed}, not {v!r}")
+    return int(v)
+
 def builtin_safety_raw(n: int | None = None, seed: int = 0) -> list[dict]:
     """`n` (default 3000, at most 3200) harmful-request pairs in the PKU-SafeRLHF raw layout: refusal vs vague
     compliance."""
-    n = 3000 if n is None else n
+    n = 3000 if n is None else _check_count("n", n, 0, none_ok=False)
+    _check_count("seed", seed, 0, none_ok=False)
     if not 0 <= n <= SAFETY_SIZE: raise ValueError(f"the built-in safety part has {SAFETY_SIZE} distinct prompts; "
                                                    f"asked for n={n}")
     rng = np.random.Generator(np.random.PCG64([seed, 1]))
@@ -266,7 +277,8 @@ def _helpful_item(rng, task: str):
 def builtin_helpful_raw(n: int | None = None, seed: int = 0) -> list[dict]:
     """`n` (default 3000) simple questions in the UltraFeedback-binarized layout: correct vs incorrect answer, same
     template."""
-    n = 3000 if n is None else n
+    n = 3000 if n is None else _check_count("n", n, 0, none_ok=False)
+    _check_count("seed", seed, 0, none_ok=False)
     if not 0 <= n <= 20000: raise ValueError(f"the built-in helpfulness part makes at most 20000 pairs; asked for "
                                              f"n={n}")
     rng = np.random.Generator(np.random.PCG64([seed, 2]))
@@ -294,14 +306,14 @@ def builtin_preferences(part: str = "both", n: int | None = None, seed: int = 0)
     "The package's own preference data set as canonical rows: `part` is 'both', 'safety' or 'helpful'."
     if part not in ("both", "safety", "helpful"):
         raise ValueError(f"part must be 'both', 'safety' or 'helpful', got {part!r}")
+    n, seed = _check_count("n", n, 1), _check_count("seed", seed, 0, none_ok=False)
     if part == "both":
         ns, nh = (None, None) if n is None else (n // 2, n - n // 2)
-        a, b = builtin_preferences("safety", ns, seed), builtin_preferences("helpful", nh, seed)
-        rows = a.to_list() + b.to_list()
+        parts = [builtin_preferences(p, k, seed) for p, k in (("safety", ns), ("helpful", nh)) if k != 0]
+        rows = [r for p in parts for r in p.to_list()]
         perm = np.random.Generator(np.random.PCG64([seed, 3])).permutation(len(rows))
-        ra, rb = load_report(a), load_report(b)
-        rep = LoadReport(source="builtin", kind="pku_saferlhf+ultrafeedback", rows_read=ra.rows_read + rb.rows_read,
-                         rows_kept=len(rows), skipped={})
+        rep = LoadReport(source="builtin", kind="pku_saferlhf+ultrafeedback",
+                         rows_read=sum(load_report(p).rows_read for p in parts), rows_kept=len(rows), skipped={})
         return attach_load_report(rows_to_dataset([rows[i] for i in perm]), rep)
     if part == "safety":
         items = ((f"builtin-safety row {i}", r) for i, r in enumerate(builtin_safety_raw(n, seed)))
@@ -325,8 +337,11 @@ BUILTIN_IDS = {"builtin": "both", "builtin:both": "both", "builtin:safety": "saf
 def load_data(source, split: str | None = None, *, n: int | None = None, seed: int = 0, **kw) -> datasets.Dataset:
     """The built-in set for a `BUILTIN_IDS` name (`n` pairs, `seed`), else `load_preferences(source, split, **kw)` cut
     to `n`."""
+    n, seed = _check_count("n", n, 1), _check_count("seed", seed, 0, none_ok=False)
     if isinstance(source, str) and source.strip().lower() in BUILTIN_IDS:
         return builtin_preferences(BUILTIN_IDS[source.strip().lower()], n=n, seed=seed)
+    if isinstance(source, str) and source.strip().lower().startswith("builtin:"):
+        raise ValueError(f"unknown built-in data set {source!r}: known ids are {', '.join(BUILTIN_IDS)}")
     if kw.get("return_report"): raise ValueError("load_data returns the data set only; its report is load_report(ds)")
     ds = load_preferences(source, split, **kw)
     return ds if n is None or n >= len(ds) else ds.select(range(n))

@@ -15,6 +15,49 @@ from typing import Sequence
 __all__ = ['data_main', 'score_main', 'score_parser', 'score_cli', 'format_timings', 'run_main', 'report_main', 'demo_main',
            'build_parser', 'main']
 
+# %% ../nbs/09_cli.ipynb #3b7d0e11
+class _ArgError(ValueError):
+    "A bad command-line argument (argparse's message, which names the argument) of the command `prog`."
+    def __init__(self, prog: str, message: str):
+        self.prog = prog
+        super().__init__(message)
+
+class _Parser(argparse.ArgumentParser):
+    "An argument parser whose errors are one line (`main` prints them and returns 2) instead of usage and an exit."
+    def error(self, message):
+        raise _ArgError(self.prog, f"{message} (see {self.prog} --help)")
+
+def _int_arg(lo: int):
+    "An argparse type: an integer >= `lo` (the message names the rule; argparse adds the argument's name)."
+    def parse(v: str) -> int:
+        try: x = int(v)
+        except ValueError: x = None
+        if x is None or x < lo: raise argparse.ArgumentTypeError(f"must be an integer >= {lo}, not {v!r}")
+        return x
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+def _pct_arg(v: str) -> float:
+    "An argparse type: a percentile in [0, 100)."
+    try: x = float(v)
+    except ValueError: x = float("nan")
+    if not 0 <= x < 100: raise argparse.ArgumentTypeError(f"must be a number in [0, 100), not {v!r}")
+    return x
+
+def _shard_arg(v: str) -> str:
+    "An argparse type: 'i/n' with n >= 1 shards and 0 <= i < n (kept as given)."
+    from mrpo_nb.experiments import parse_shard
+    try: parse_shard(v)
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
+    return v
+
+def _one_line(e: BaseException) -> str:
+    "An exception as one line: an OSError names its file; others their message's first line (or their type)."
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return f"{e.filename}: {e.strerror}" + (f" ({e.filename2})" if e.filename2 else "")
+    msg = str(e).strip()
+    return msg.splitlines()[0] if msg else type(e).__name__
+
 # %% ../nbs/09_cli.ipynb #6335fdbf
 def data_main(source: str = "builtin", split: str | None = None, tokenizer: str = "auto", max_length: int = 1024,
               pct: float = 2.5, n: int | None = None, chosen_by: str = "better", print_fn=print):
@@ -39,6 +82,8 @@ def _parse_refs(refs: str) -> dict:
     out = {}
     for item in [s.strip() for s in refs.split(",") if s.strip()]:
         name, _, spec = item.partition("=") if "=" in item else (item, "", item)
+        if not name.strip() or not spec.strip(): raise ValueError(f"--refs {item!r}: give 'spec' or 'name=spec'")
+        if name.strip() in out: raise ValueError(f"--refs names {name.strip()!r} twice")
         out[name.strip()] = spec.strip()
     if not out: raise ValueError("--refs names no reference: give e.g. --refs smollm2,gemma=gemma3-270m")
     return out
@@ -63,17 +108,17 @@ def score_main(data: str = "builtin", refs: str = "smollm2,gemma3-270m", cache_d
 
 def score_parser(parser=None):
     "The `mrpo score` arguments (on `parser`, e.g. a subcommand parser, or a new one)."
-    p = parser or argparse.ArgumentParser(prog="mrpo score",
+    p = parser or _Parser(prog="mrpo score",
                                           description="Score preference pairs under reference models (cached).")
     p.add_argument("--data", default="builtin", help="'builtin', a hub id or a local file/folder of preference pairs")
     p.add_argument("--refs", default="smollm2,gemma3-270m",
                    help="comma-separated reference specs, each 'spec' or 'name=spec'")
     p.add_argument("--policy", default=None, help="the policy's spec, scored as the reference 'self'")
     p.add_argument("--cache-dir", default=".mrpo_cache/scores", help="score cache folder")
-    p.add_argument("--max-length", type=int, default=1024, help="longest prompt+reply in tokens")
-    p.add_argument("--token-budget", type=int, default=16384, help="padded tokens per batch")
+    p.add_argument("--max-length", type=_int_arg(1), default=1024, help="longest prompt+reply in tokens")
+    p.add_argument("--token-budget", type=_int_arg(1), default=16384, help="padded tokens per batch")
     p.add_argument("--split", default=None, help="data split to load")
-    p.add_argument("--limit", type=int, default=None, help="score only the first LIMIT pairs")
+    p.add_argument("--limit", type=_int_arg(1), default=None, help="score only the first LIMIT pairs")
     p.add_argument("--on-long", default="error", choices=["error", "skip"], help="pairs longer than --max-length")
     p.add_argument("--out", default=None, help="write the ScoreTable here (.safetensors)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,7 +126,8 @@ def score_parser(parser=None):
 
 def score_cli(argv: Sequence[str] | None = None):
     "Entry point of `mrpo score` alone: parse `argv` (default: the command line) and run `score_main`."
-    a = score_parser().parse_args(argv)
+    try: a = score_parser().parse_args(argv)
+    except _ArgError as e: print(f"{e.prog}: error: {e}", file=sys.stderr); raise SystemExit(2) from None
     return score_main(a.data, a.refs, a.cache_dir, a.max_length, a.token_budget, a.policy, a.split, a.limit, a.out,
                       a.on_long, progress=not a.no_progress)
 
@@ -104,8 +150,10 @@ def run_main(experiment: str, out: str | None = None, seeds=None, methods=None, 
         print_fn(X.format_plan(X.plan(s, device=device)))
         return 0
     out = Path(out or Path("runs") / s["name"])
+    if out.exists() and not out.is_dir(): raise ValueError(f"--out {out} is a file, not an experiment folder")
     res = X.run_experiment(s, out, shard=shard, progress=progress, print_fn=print_fn, cache_dir=cache_dir,
                            prepare_only=prepare_only, only=only)
+    if not X.is_main_process(): return 1 if res.failed else 0   # under a launch, the main process reports
     if prepare_only:
         print_fn(f"prepared {out}: data, scores and the untrained policy; {len(res.index['runs'])} runs to train")
         return 0
@@ -142,11 +190,11 @@ def demo_main(out: str | None = None, seeds=None, report: bool = True, progress:
 # %% ../nbs/09_cli.ipynb #17478fd7
 def build_parser() -> argparse.ArgumentParser:
     "The `mrpo` argument parser, with one subcommand per job."
-    p = argparse.ArgumentParser(prog="mrpo", description="Multi-reference preference optimisation (mrpo_nb).")
+    p = _Parser(prog="mrpo", description="Multi-reference preference optimisation (mrpo_nb).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     d = sub.add_parser("demo", help="train and compare the methods on the built-in data (minutes on a CPU)")
     d.add_argument("--out", default=None, help="experiment folder (default runs/demo)")
-    d.add_argument("--seeds", nargs="+", default=None, help="seeds (default: the preset's, 0 1)")
+    d.add_argument("--seeds", nargs="+", type=_int_arg(0), default=None, help="seeds (default: the preset's, 0 1)")
     d.add_argument("--no-report", action="store_true", help="do not write report.html")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     for name, helptext in (("run", "run an experiment: a preset (demo, demo-full, paper-saferlhf, "
@@ -155,14 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
         r = sub.add_parser(name, help=helptext)
         r.add_argument("experiment", help="preset name or experiment file (.toml / .json)")
         r.add_argument("--out", default=None, help="experiment folder (default runs/NAME)")
-        r.add_argument("--seeds", nargs="+", default=None, help="replace the experiment's seeds")
+        r.add_argument("--seeds", nargs="+", type=_int_arg(0), default=None, help="replace the experiment's seeds")
         r.add_argument("--methods", nargs="+", default=None,
                        help="replace the experiment's methods (e.g. ln_dpo mrpo-vaw mdpo-tsw-piv5 ref_free)")
         r.add_argument("--cache-dir", default=None,
                        help="score cache (default $MRPO_CACHE/scores or ~/.cache/mrpo_nb/scores)")
         r.add_argument("--no-progress", action="store_true", help="no progress bars")
         if name == "run":
-            r.add_argument("--shard", default=None, help="run every n-th run from the i-th: i/n (i = 0..n-1)")
+            r.add_argument("--shard", type=_shard_arg, default=None,
+                           help="run every n-th run from the i-th: i/n (i = 0..n-1)")
             r.add_argument("--dry-run", action="store_true",
                            help="print the plan (runs, pairs, tokens, rough time) and stop")
             r.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="the rates --dry-run assumes")
@@ -176,9 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'builtin', a hub id, or a local JSONL/Parquet file or folder")
     f.add_argument("--split", default=None)
     f.add_argument("--tokenizer", default="auto", help="'auto', 'toy' or a model spec (e.g. smollm2)")
-    f.add_argument("--max-length", type=int, default=1024)
-    f.add_argument("--pct", type=float, default=2.5, help="percentile floor on prompt and reply lengths")
-    f.add_argument("--n", type=int, default=None, help="only the first n rows")
+    f.add_argument("--max-length", type=_int_arg(1), default=1024)
+    f.add_argument("--pct", type=_pct_arg, default=2.5, help="percentile floor on prompt and reply lengths")
+    f.add_argument("--n", type=_int_arg(1), default=None, help="only the first n rows")
     f.add_argument("--chosen-by", default="better", choices=["better", "safer"],
                    help="PKU-SafeRLHF: which id is chosen")
     score_parser(sub.add_parser("score", help="score pairs under reference models (cached)"))
@@ -186,9 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/09_cli.ipynb #ed1a00fe
 def main(argv: Sequence[str] | None = None) -> int:
-    "Entry point of the `mrpo` command."
+    """Entry point of the `mrpo` command: 0 when done, 1 when a run failed, 2 (one line on stderr) for bad input: an
+    argument, an experiment, a damaged folder file, or an OSError naming its path."""
     p = build_parser()
-    a = p.parse_args(argv)
+    try: a = p.parse_args(argv)
+    except _ArgError as e:
+        print(f"{e.prog}: error: {e}", file=sys.stderr)
+        return 2
     if a.command is None:
         p.print_help()
         return 0
@@ -208,8 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        a.on_long, progress=not a.no_progress)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError, OSError, ImportError) as e:
         # a clear one-line message for a user's mistake, not a traceback from deep inside a dependency
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"mrpo {a.command}: error: {msg}", file=sys.stderr)
+        print(f"mrpo {a.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     return 0
 

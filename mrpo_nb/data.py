@@ -130,6 +130,41 @@ def _scalars(raw: dict, skip: Iterable[str]) -> dict:
     skip = set(skip)
     return {k: v for k, v in raw.items() if k not in skip and isinstance(v, (str, int, float, bool, type(None)))}
 
+# %% ../nbs/00_data.ipynb #4a83bd10
+def _refuse(name: str, value, allowed: str, show_type: bool = False) -> ValueError:
+    got = f"{value!r} ({type(value).__name__})" if show_type else repr(value)
+    return ValueError(f"{name} must be {allowed}, not {got}")
+
+def _check_int(name: str, value, lo: int = 0, none_ok: bool = False):
+    "`value` as an int if it is an integer >= `lo` (or None where `none_ok`); bool, float and str are refused."
+    if value is None and none_ok: return None
+    allowed = ("None or " if none_ok else "") + f"an integer >= {lo}"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)): raise _refuse(name, value, allowed, True)
+    if value < lo: raise _refuse(name, value, allowed)
+    return int(value)
+
+def _check_pct(name: str, value):
+    "`value` as a float if it is None or a real number in [0, 100)."
+    if value is None: return None
+    allowed = "None or a number in [0, 100)"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise _refuse(name, value, allowed, True)
+    if not 0 <= float(value) < 100: raise _refuse(name, value, allowed)   # NaN fails this too
+    return float(value)
+
+def _check_text(name: str, value, none_ok: bool = True, choices: tuple | None = None):
+    "`value` if it is a non-empty string (one of `choices`, if given), or None where `none_ok`."
+    if value is None and none_ok: return None
+    allowed = ("None or " if none_ok else "") + (f"one of {', '.join(map(repr, choices))}" if choices
+                                                  else "a non-empty string")
+    if not isinstance(value, str) or not value.strip(): raise _refuse(name, value, allowed, not isinstance(value, str))
+    if choices is not None and value not in choices: raise _refuse(name, value, allowed)
+    return value
+
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)): raise _refuse(name, value, "True or False", True)
+    return bool(value)
+
 # %% ../nbs/00_data.ipynb #a8d34a46
 def from_ultrafeedback(raw: dict, where: str = "row", source: str = "ultrafeedback_binarized") -> dict:
     "Canonical row from the H4 UltraFeedback-binarized layout (`prompt`, `chosen`/`rejected` message lists, scores)."
@@ -222,6 +257,9 @@ _KIND_ALIASES = {"uf": "ultrafeedback", "ultrafeedback_binarized": "ultrafeedbac
 
 def _canonical_kind(kind: str | None) -> str | None:
     if kind is None: return None
+    if not isinstance(kind, str):
+        raise ValueError(f"kind must be None or a layout name ({', '.join(LAYOUTS)}), not {kind!r} "
+                         f"({type(kind).__name__})")
     k = _KIND_ALIASES.get(kind.lower(), kind.lower())
     if k not in LAYOUTS: raise ValueError(f"unknown layout kind {kind!r}: known kinds are {', '.join(LAYOUTS)}")
     return k
@@ -329,8 +367,9 @@ def load_report(ds: datasets.Dataset) -> LoadReport | None:
 def convert_rows(items: Iterable[tuple[str, Any]], kind: str | None = None, source: str = "data",
                  strict: bool = False, chosen_by: str = "better") -> tuple[datasets.Dataset, LoadReport]:
     "Canonical data set (and `LoadReport`) from `(where, raw_row)` pairs; bad rows are counted and skipped."
+    kind, chosen_by = _canonical_kind(kind), _check_text("chosen_by", chosen_by, False, ("better", "safer"))
+    source, strict = _check_text("source", source, False), _check_flag("strict", strict)
     items = list(items)
-    kind = _canonical_kind(kind)
     if kind is None:
         for _, raw in items[:50]:
             kind = infer_layout(raw)
@@ -391,10 +430,24 @@ def _hub_items(hub_id: str, split: str, config=None, data_dir=None, revision=Non
                            "their local path instead.") from None
     return ((f"{hub_id}[{split}] row {i}", r) for i, r in enumerate(ds))
 
+def _check_load_args(name_or_path, split, kind, chosen_by, source, strict, return_report, config, data_dir,
+                     revision) -> None:
+    "Refuse a bad argument of `load_preferences` before anything is read."
+    if not isinstance(name_or_path, (str, os.PathLike, datasets.Dataset, list)):
+        raise _refuse("name_or_path", name_or_path, "a file or folder path, a hub id, a datasets.Dataset or a list "
+                      "of rows", True)
+    if isinstance(name_or_path, str) and not name_or_path.strip():
+        raise _refuse("name_or_path", name_or_path, "a file or folder path, a hub id, a datasets.Dataset or a list")
+    for name, v in (("split", split), ("source", source), ("config", config), ("data_dir", data_dir),
+                    ("revision", revision)): _check_text(name, v)
+    _canonical_kind(kind); _check_text("chosen_by", chosen_by, False, ("better", "safer"))
+    _check_flag("strict", strict); _check_flag("return_report", return_report)
+
 def load_preferences(name_or_path, split: str | None = None, kind: str | None = None, *, chosen_by: str = "better",
                      source: str | None = None, strict: bool = False, return_report: bool = False,
                      config: str | None = None, data_dir: str | None = None, revision: str | None = None):
     "Canonical preference pairs from a local file or folder, a known hub id, or raw rows in memory."
+    _check_load_args(name_or_path, split, kind, chosen_by, source, strict, return_report, config, data_dir, revision)
     if isinstance(name_or_path, (datasets.Dataset, list)):
         src = source or "in-memory"
         items = ((f"{src} row {i}", r) for i, r in enumerate(name_or_path))
@@ -587,6 +640,9 @@ def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | Non
                  loaded: "LoadReport | bool | None" = None) -> tuple[datasets.Dataset, FilterReport]:
     """The study's filter: malformed rows, then 2.5th-percentile floors on prompt, chosen, rejected (worst case over
     tokenizers), then prompt+reply <= max_length."""
+    max_length, pct = _check_int("max_length", max_length, 1, none_ok=True), _check_pct("pct", pct)
+    if not (loaded is None or isinstance(loaded, (bool, LoadReport))):
+        raise _refuse("loaded", loaded, "None, True, False or a LoadReport", True)
     toks = _as_tokenizers(tokenizers)
     rows = _rows_of(ds)
     lrep = load_report(ds) if loaded is None and isinstance(ds, datasets.Dataset) else (loaded or None)
@@ -651,6 +707,9 @@ def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | Non
 def split_pairs(ds: datasets.Dataset, sizes: dict | None = None, seed: int = 0) -> dict[str, datasets.Dataset]:
     """Disjoint splits of the given sizes (default train 5000 / val 1000 / test 1000) from one seeded permutation of
     `ds`."""
+    if sizes is not None and not isinstance(sizes, dict):
+        raise _refuse("sizes", sizes, "None or a dict of split name -> size, e.g. dict(train=500, val=100)", True)
+    seed = _check_int("seed", seed, 0)
     sizes = dict(train=5000, val=1000, test=1000) if sizes is None else dict(sizes)
     if not sizes: raise ValueError("sizes is empty: give e.g. dict(train=500, val=100, test=100)")
     n = len(ds)

@@ -8,22 +8,24 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/experiments.html.md"""
 
 # %% ../nbs/06_experiments.ipynb #6212b9de
 from __future__ import annotations
-import copy, datetime, hashlib, itertools, json, math, os, platform, subprocess, time, traceback
+import copy, datetime, hashlib, importlib.util, inspect, itertools, json, math, numbers, os, platform, re, shutil
+import subprocess, time
+import traceback, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
-from .core import atomic_write, plain, write_json
+from .core import DamagedFile, atomic_write, plain, read_json, write_json
 
 # %% auto #0
 __all__ = ['SWEEPABLE', 'GRID_FIELDS', 'DEFAULT_SPEC', 'LOSS_LABELS', 'WEIGHTER_LABELS', 'METHOD_FORMS', 'STATUSES',
-           'DEMO_REFERENCES', 'PAPER_REFERENCES', 'ALL_MULTI', 'PRESETS', 'PARAMS_B', 'RATES', 'SpecError',
-           'normalize_spec', 'parse_method', 'expand_methods', 'spec_hash', 'sweep_axes', 'grid', 'parse_shard',
+           'DEMO_REFERENCES', 'PAPER_REFERENCES', 'ALL_MULTI', 'PRESETS', 'PARAMS_B', 'LM_HEAD_B', 'RATES', 'SpecError',
+           'normalize_spec', 'sweep_axes', 'parse_method', 'expand_methods', 'spec_hash', 'grid', 'parse_shard',
            'shard_runs', 'ExperimentMismatch', 'folder_lock', 'versions', 'git_commit', 'open_experiment', 'load_pool',
            'make_splits', 'model_specs', 'prepare_data', 'split_datasets', 'default_cache_dir', 'score_experiment',
-           'evaluate_baseline', 'run_status', 'index_entry', 'write_index', 'provenance', 'ExperimentResult',
-           'run_experiment', 'results', 'results_table', 'load_experiment_spec', 'override', 'substitute_models',
-           'plan', 'format_plan']
+           'evaluate_baseline', 'default_device', 'is_main_process', 'run_status', 'index_entry', 'write_index',
+           'provenance', 'ExperimentResult', 'run_experiment', 'results', 'results_table', 'load_experiment_spec',
+           'override', 'substitute_models', 'plan', 'format_plan']
 
 # %% ../nbs/06_experiments.ipynb #6cd21dcd
 SWEEPABLE = ("beta", "lr", "gamma", "lora_r")
@@ -46,7 +48,7 @@ DEFAULT_SPEC = {
     "tsw_piv": [5],
     "seeds": [0],
     "scoring": {"token_budget": 16384, "cache_dir": None},
-    "estimate": {"pair_tokens": None},
+    "estimate": {"pair_tokens": None, "reply_tokens": None},
 }
 "Every key an experiment may set, with its default (an experiment file gives only what differs)."
 
@@ -62,6 +64,48 @@ def _merge(default: dict, given: dict, where: str) -> dict:
         out[k] = _merge(default[k], v, f"{where}.{k}") if isinstance(default[k],
                                                                      dict) and default[k] else copy.deepcopy(v)
     return out
+
+# %% ../nbs/06_experiments.ipynb #5c4e1a01
+def _what(v) -> str:
+    "A value as a message shows it: short, with its type when that is not a number."
+    r = repr(v)
+    r = r if len(r) <= 60 else r[:57] + "..."
+    plain_num = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return r if v is None or plain_num else f"{r} ({type(v).__name__})"
+
+def _is_int(v) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+def _is_real(v) -> bool: return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+def _opt(rule): return (lambda v: v is None or rule[0](v), "None or " + rule[1])
+
+_INT1 = (lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+_INT0 = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+_POS, _REAL = (lambda v: _is_real(v) and v > 0, "a finite number > 0"), (_is_real, "a finite number")
+_TEXT = (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string")
+
+def _need(path: str, v, ok, allowed: str):
+    "Refuse `v` (the setting at `path`) unless `ok(v)`: a one-line `SpecError` naming the setting, value and rule."
+    if not ok(v): raise SpecError(f"{path} must be {allowed}, not {_what(v)}")
+    return v
+
+_DATA_RULES = dict(source=_TEXT, split=_opt(_TEXT), kind=_opt(_TEXT), limit=_opt(_INT1), max_length=_INT1,
+                   eval_seed=_INT0,
+                   chosen_by=(lambda v: v in ("better", "safer"), "'better' or 'safer'"),
+                   pct=(lambda v: _is_real(v) and 0 <= v < 100, "a number in [0, 100)"),
+                   resample=(lambda v: v in ("all", "train"), "'all' or 'train'"))
+_TRAIN_RULES = dict(beta=_POS, lr=_POS, gamma=_REAL, batch_size=_INT1, micro_batch_size=_INT1, epochs=_INT1,
+                    max_length=_INT1, eval_batch_size=_INT1, lora_r=_INT1, eval_points=_INT0, checkpoint_every=_INT0,
+                    max_steps=_opt(_INT1))
+"The `train` settings checked here (TrainConfig checks them all again); `plan` relies on them."
+_OTHER_RULES = {"scoring.token_budget": _INT1, "scoring.cache_dir": _opt(_TEXT), "estimate.pair_tokens": _opt(_INT1),
+               "estimate.reply_tokens": _opt(_INT1)}
+
+def _distinct(path: str, vals: list, name):
+    "Sweep values must differ as numbers and in the run names they give (`name(v)`)."
+    for a, b in itertools.combinations(vals, 2):
+        if float(a) == float(b): raise SpecError(f"{path}: the values {a!r} and {b!r} are the same number")
+        if name(a) == name(b):
+            raise SpecError(f"{path}: the values {a!r} and {b!r} give the same run name {name(a)!r} (give values that "
+                            f"differ within 6 significant digits)")
 
 # %% ../nbs/06_experiments.ipynb #f882f289
 def _train_fields() -> dict:
@@ -82,18 +126,10 @@ def _check_references(refs) -> dict:
                                                 f"{str(e).splitlines()[0]}") from None
     return dict(refs)
 
-def normalize_spec(spec: dict) -> dict:
-    "Fill in the defaults of an experiment given as plain data and check it; raises `SpecError` with a one-line reason."
-    if not isinstance(spec, dict): raise SpecError(f"an experiment is a table (dict), not {type(spec).__name__}")
-    s = _merge(DEFAULT_SPEC, spec, "experiment")
-    if not isinstance(s["name"], str) or not s["name"].strip(): raise SpecError("name must be a non-empty string")
-    s["references"] = _check_references(s["references"])
-    from mrpo_nb.models import parse_spec
-    try: parse_spec(s["policy"])
-    except ValueError as e: raise SpecError(f"policy {s['policy']!r} does not resolve: "
-                                            f"{str(e).splitlines()[0]}") from None
+def _check_train(train: dict):
+    "Every `train` setting: known, not set by the grid, of the right type and range; sweep axes distinct."
     tf = _train_fields()
-    for k, v in s["train"].items():
+    for k, v in train.items():
         if k in GRID_FIELDS: raise SpecError(f"train.{k} is set by the grid for each run; set it through "
                                              f"methods/seeds/policy/references")
         if k not in tf: raise SpecError(f"train: unknown setting {k!r} (TrainConfig has "
@@ -101,24 +137,136 @@ def normalize_spec(spec: dict) -> dict:
         if isinstance(v, list) and k not in ("lora_targets", "eval_splits", "adam_betas"):
             if k not in SWEEPABLE: raise SpecError(f"train.{k} is a list, but only {', '.join(SWEEPABLE)} can be swept")
             if not v: raise SpecError(f"train.{k}: a sweep axis needs at least one value")
-            if len(set(map(repr, v))) != len(v): raise SpecError(f"train.{k}: repeated sweep values {v}")
-    seeds = s["seeds"]
-    bad_seed = lambda x: isinstance(x, bool) or not isinstance(x, int) or x < 0
-    if not isinstance(seeds, list) or not seeds or any(map(bad_seed, seeds)) or len(set(seeds)) != len(seeds):
-        raise SpecError(f"seeds must be a non-empty list of distinct integers >= 0, not {seeds!r}")
-    d = s["data"]
-    if d["resample"] not in ("all",
-                             "train"): raise SpecError(f"data.resample must be 'all' or 'train', not {d['resample']!r}")
+            for i, x in enumerate(v): _need(f"train.{k}[{i}]", x, *_TRAIN_RULES[k])
+            _distinct(f"train.{k}", v, lambda x: f"{k}={_fmt(x)}")
+        elif k in _TRAIN_RULES: _need(f"train.{k}", v, *_TRAIN_RULES[k])
+
+def _check_data(d: dict):
+    for k, rule in _DATA_RULES.items(): _need(f"data.{k}", d[k], *rule)
     for k in ("train", "val", "test"):
         v = d["sizes"].get(k)
         if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k == "train" else 0):
-            raise SpecError(f"data.sizes.{k} must be an integer >= {1 if k == 'train' else 0}, not {v!r}")
+            raise SpecError(f"data.sizes.{k} must be an integer >= {1 if k == 'train' else 0}, not {_what(v)}")
     if set(d["sizes"]) != {"train", "val",
                            "test"}: raise SpecError(f"data.sizes must give exactly train, val and test, not "
                                                     f"{sorted(d['sizes'])}")
+    need = sum(d["sizes"].values())
+    if d["limit"] is not None and d["limit"] < need:
+        raise SpecError(f"data.limit = {d['limit']} loads fewer pairs than the splits need (data.sizes: {need} in all)")
+
+def normalize_spec(spec: dict) -> dict:
+    "Fill in the defaults of an experiment given as plain data and check it; raises `SpecError` with a one-line reason."
+    if not isinstance(spec, dict): raise SpecError(f"an experiment is a table (dict), not {type(spec).__name__}")
+    s = _merge(DEFAULT_SPEC, spec, "experiment")
+    if not isinstance(s["name"], str) or not s["name"].strip(): raise SpecError("name must be a non-empty string")
+    _need("description", s["description"], lambda v: isinstance(v, str), "a string")
+    s["references"] = _check_references(s["references"])
+    from mrpo_nb.models import parse_spec
+    _need("policy", s["policy"], *_TEXT)
+    try: parse_spec(s["policy"])
+    except ValueError as e: raise SpecError(f"policy {s['policy']!r} does not resolve: "
+                                            f"{str(e).splitlines()[0]}") from None
+    _check_train(s["train"])
+    seeds = s["seeds"]
+    bad_seed = lambda x: isinstance(x, bool) or not isinstance(x, int) or x < 0
+    if not isinstance(seeds, list) or not seeds or any(map(bad_seed, seeds)) or len(set(seeds)) != len(seeds):
+        raise SpecError(f"seeds must be a non-empty list of distinct integers >= 0, not {_what(seeds)}")
+    _check_data(s["data"])
+    for path, rule in _OTHER_RULES.items():
+        top, key = path.split(".")
+        _need(path, s[top][key], *rule)
     if not isinstance(s["methods"], list) or not s["methods"]: raise SpecError("methods must be a non-empty list")
-    expand_methods(s)   # every method parses
+    _check_grid(s)
     return s
+
+# %% ../nbs/06_experiments.ipynb #5c4e1a02
+def _fmt(v) -> str: return f"{v:g}" if isinstance(v, float) else str(v)
+
+def sweep_axes(spec: dict) -> dict:
+    "The swept settings of an experiment and their values (`train` settings given as lists)."
+    return {k: list(v) for k, v in spec["train"].items() if k in SWEEPABLE and isinstance(v, list)}
+
+def _grid(s: dict) -> list[dict]:
+    "`grid` of an experiment that `normalize_spec` filled in (which calls this to check every run's config)."
+    axes, names = sweep_axes(s), list(s["references"])
+    fixed = {k: v for k, v in s["train"].items() if k not in axes}
+    runs, seen = [], set()
+    for m in expand_methods(s):
+        # gamma (the target margin) only changes the reference-free loss: other methods do not repeat over it
+        own = {k: v for k, v in axes.items() if k != "gamma" or m["loss"] == "ref_free"}
+        for combo in itertools.product(*own.values()):
+            sweep = dict(zip(own, combo))
+            for seed in s["seeds"]:
+                name = "__".join([m["key"]] + [f"{k}={_fmt(v)}" for k, v in sweep.items()] + [f"seed={seed}"])
+                if name in seen: continue
+                seen.add(name)
+                cfg = dict(fixed, **sweep, policy=s["policy"], references=names, loss=m["loss"], weighter=m["weighter"],
+                           weighter_kwargs=m["weighter_kwargs"], seed=seed)
+                if m["loss"] != "ref_free": cfg.pop("gamma", None)
+                runs.append(dict(name=name, method=m["key"], label=m["label"], loss=m["loss"], weighter=m["weighter"],
+                                 weighter_kwargs=m["weighter_kwargs"], references=m["references"], seed=seed,
+                                 sweep=sweep, config=cfg))
+    return runs
+
+# %% ../nbs/06_experiments.ipynb #5c4e1a07
+def _weighter_options(w: str) -> list[str]:
+    "The options weighter `w` takes from an experiment (`weighter_options.w`): its constructor's, less the grid's."
+    from mrpo_nb.weighters import WEIGHTERS
+    params = inspect.signature(WEIGHTERS[w].__init__).parameters
+    return [p for p in params if p not in ("self", "n_refs", "seed", "val_margins", "piv", "k")]
+
+def _check_options(s: dict):
+    "tsw_piv and weighter_options: their types, then that every option names a weighter some method uses."
+    piv = s["tsw_piv"]
+    if not isinstance(piv, list) or not piv:
+        raise SpecError(f"tsw_piv must be a non-empty list of numbers > 0 (e.g. [5, 10]), not {_what(piv)}")
+    for i, p in enumerate(piv): _need(f"tsw_piv[{i}]", p, *_POS)
+    _distinct("tsw_piv", piv, lambda p: f"piv{p:g}")
+    wo = s["weighter_options"]
+    _need("weighter_options", wo, lambda v: isinstance(v, dict), "a table of weighter name = table of options")
+    for w, o in wo.items(): _need(f"weighter_options.{w}", o, lambda v: isinstance(v, dict), "a table of options")
+
+def _check_grid(s: dict):
+    """The methods, their options, and every run of the grid as a `TrainConfig` (its own checks, re-raised with the
+    setting's path); an empty grid is an error."""
+    from mrpo_nb.training import TrainConfig
+    _check_options(s)
+    methods = expand_methods(s)
+    in_use = sorted({m["weighter"] for m in methods if m["loss"] not in ("ln_dpo", "dpo", "ref_free")})
+    for w, o in s["weighter_options"].items():
+        if w not in in_use: raise SpecError(f"weighter_options.{w}: no method of this experiment uses weighter {w!r} "
+                                            f"(in use: {', '.join(in_use) or 'none'})")
+        allowed = _weighter_options(w)
+        for k in o:
+            if k not in allowed: raise SpecError(f"weighter_options.{w}: unknown option {k!r} ({w} takes "
+                                                 f"{', '.join(allowed) or 'no options'}"
+                                                 + ("; its PIVs come from tsw_piv" if k == "piv" else "") + ")")
+    from mrpo_nb.weighters import WEIGHTERS, make_weighter
+    for m in methods:   # every weighter with its options, built once here so that a bad option fails before any work
+        if m["weighter"] == "single" or m["loss"] == "ref_free": continue
+        kw, k = dict(m["weighter_kwargs"]), len(s["references"])
+        if "val_margins" in inspect.signature(WEIGHTERS[m["weighter"]].__init__).parameters:
+            kw["val_margins"] = np.ones((2, k))   # stands in for the margins training computes
+        try: make_weighter(m["weighter"], k, **kw)
+        except (ValueError, TypeError) as e:
+            raise SpecError(f"weighter_options.{m['weighter']}: {str(e).strip().splitlines()[0]}") from None
+    runs = _grid(s)
+    if not runs: raise SpecError("the experiment has no runs (methods x sweep values x seeds is empty)")
+    sizes = s["data"]["sizes"]
+    ev = s["train"].get("eval_splits", ["val", "test"])
+    _need("train.eval_splits", ev, lambda v: isinstance(v, list) and v and all(x in ("train", "val", "test") for x in v)
+          and len(set(v)) == len(v), "a non-empty list of distinct splits out of 'train', 'val', 'test'")
+    for sp in ev:
+        if sizes.get(sp) == 0: raise SpecError(f"train.eval_splits asks for {sp!r}, but data.sizes.{sp} is 0")
+    for r in runs:
+        try: TrainConfig.from_dict(dict(r["config"], progress=False))
+        except (ValueError, TypeError) as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            key = next((w for w in re.findall(r"\w+", msg) if w in s["train"] or w == "weighter_kwargs"), None)
+            where = (f"weighter_options.{r['weighter']}: {msg}" if key == "weighter_kwargs" else
+                     f"method {r['method']!r}: {msg}" if key is None else
+                     f"train.{msg}" if msg.startswith(key) else f"train.{key}: {msg}")
+            raise SpecError(where + (f" (run {r['name']})" if r["sweep"] else "")) from None
 
 # %% ../nbs/06_experiments.ipynb #7a71e3dc
 LOSS_LABELS = {"ln_dpo": "LN-DPO", "dpo": "DPO", "mrpo": "MRPO", "mdpo": "MDPO", "geometric": "Geometric",
@@ -159,7 +307,9 @@ def parse_method(key: str, references: list, weighter_options: dict | None = Non
         piv = None
         if len(parts) > 1 and parts[-1].startswith("piv"):
             try: piv = float(parts[-1][3:])
-            except ValueError: raise SpecError(f"method {key!r}: bad PIV {parts[-1]!r} (e.g. piv5)") from None
+            except ValueError: piv = float("nan")
+            if not (math.isfinite(piv) and piv > 0):
+                raise SpecError(f"method {key!r}: bad PIV {parts[-1]!r} (a number > 0, e.g. piv5)")
             parts = parts[:-1]
         w = "_".join(parts).lower()
         if w not in WEIGHTER_LABELS or w == "single":
@@ -186,8 +336,6 @@ def expand_methods(spec: dict) -> list[dict]:
     return out
 
 # %% ../nbs/06_experiments.ipynb #4561db6d
-def _fmt(v) -> str: return f"{v:g}" if isinstance(v, float) else str(v)
-
 def spec_hash(spec: dict) -> str:
     "A hash of everything in an experiment that changes its results (the name, description and cache folder excluded)."
     s = normalize_spec(spec)
@@ -195,43 +343,20 @@ def spec_hash(spec: dict) -> str:
     s["scoring"] = {k: v for k, v in s["scoring"].items() if k != "cache_dir"}
     return hashlib.sha256(json.dumps(plain(s), sort_keys=True).encode()).hexdigest()[:16]
 
-def sweep_axes(spec: dict) -> dict:
-    "The swept settings of an experiment and their values (`train` settings given as lists)."
-    return {k: list(v) for k, v in spec["train"].items() if k in SWEEPABLE and isinstance(v, list)}
-
 def grid(spec: dict) -> list[dict]:
     """Every run of an experiment: methods x sweep values x seeds, each with its name, index entry fields and
     TrainConfig dict."""
-    s = normalize_spec(spec)
-    axes, names = sweep_axes(s), list(s["references"])
-    fixed = {k: v for k, v in s["train"].items() if k not in axes}
-    runs, seen = [], set()
-    for m in expand_methods(s):
-        # gamma (the target margin) only changes the reference-free loss: other methods do not repeat over it
-        own = {k: v for k, v in axes.items() if k != "gamma" or m["loss"] == "ref_free"}
-        for combo in itertools.product(*own.values()):
-            sweep = dict(zip(own, combo))
-            for seed in s["seeds"]:
-                name = "__".join([m["key"]] + [f"{k}={_fmt(v)}" for k, v in sweep.items()] + [f"seed={seed}"])
-                if name in seen: continue
-                seen.add(name)
-                cfg = dict(fixed, **sweep, policy=s["policy"], references=names, loss=m["loss"], weighter=m["weighter"],
-                           weighter_kwargs=m["weighter_kwargs"], seed=seed)
-                if m["loss"] != "ref_free": cfg.pop("gamma", None)
-                runs.append(dict(name=name, method=m["key"], label=m["label"], loss=m["loss"], weighter=m["weighter"],
-                                 weighter_kwargs=m["weighter_kwargs"], references=m["references"], seed=seed,
-                                 sweep=sweep, config=cfg))
-    return runs
+    return _grid(normalize_spec(spec))
 
 def parse_shard(shard) -> tuple[int, int] | None:
-    "'i/n' -> (i, n) with 0 <= i < n (None stays None)."
+    "'i/n' -> (i, n) with n >= 1 shards and 0 <= i < n (None stays None)."
     if shard is None: return None
-    if isinstance(shard, (tuple, list)) and len(shard) == 2: i, n = shard
+    if isinstance(shard, (tuple, list)) and len(shard) == 2 and all(map(_is_int, shard)): i, n = shard
     else:
         try: i, n = (int(x) for x in str(shard).split("/"))
         except ValueError: raise SpecError(f"shard {shard!r} is not of the form i/n (e.g. 0/4)") from None
-    if n < 1 or not 0 <= i < n: raise SpecError(f"shard {i}/{n}: i must be one of 0..{n - 1} (shards are numbered "
-                                                f"from 0)")
+    if n < 1: raise SpecError(f"shard {i}/{n}: the number of shards n must be >= 1 (e.g. 0/4)")
+    if not 0 <= i < n: raise SpecError(f"shard {i}/{n}: i must be one of 0..{n - 1} (shards are numbered from 0)")
     return int(i), int(n)
 
 def shard_runs(runs: list, shard) -> list:
@@ -255,10 +380,6 @@ def folder_lock(path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-def _read_json(path, default=None):
-    try: return json.loads(Path(path).read_text())
-    except (OSError, ValueError): return default
-
 def versions() -> dict:
     "Versions of Python, this package and the libraries that change results."
     import importlib.metadata as md
@@ -278,27 +399,61 @@ def git_commit(folder=None) -> str | None:
         return r.stdout.strip() or None if r.returncode == 0 else None
     except (OSError, subprocess.SubprocessError): return None
 
-def open_experiment(spec: dict, out_dir) -> Path:
-    "Create the experiment folder (experiment.json), or check that an existing one holds this same experiment."
-    s, out = normalize_spec(spec), Path(out_dir)
+_OUTPUTS = ("data", "runs", "scores.safetensors", "references.json", "baseline.json", "index.json", "timings.json")
+
+def _replaceable(out: Path, old: dict) -> bool:
+    "An experiment folder whose data stage failed and where no run has completed may take a corrected experiment."
+    if old.get("data_stage") != "failed": return False
+    runs = out / "runs"
+    return not (runs.is_dir() and any(run_status(d)["status"] == "completed" for d in runs.iterdir() if d.is_dir()))
+
+def _read_experiment(f: Path) -> dict | None:
+    "experiment.json, checked (None when missing); `DamagedFile` naming it when it does not read back."
+    old = read_json(f, None)
+    if old is not None and not isinstance(old.get("spec_hash"), str):
+        raise DamagedFile(f, "holds no spec_hash: not an experiment folder, or a damaged one")
+    return old
+
+def open_experiment(spec: dict, out_dir, print_fn=print) -> Path:
+    """Create the experiment folder (experiment.json), or check that an existing one holds this same experiment. A
+    folder whose data stage failed, with no completed run, takes a corrected experiment (its old outputs removed)."""
+    s, out, say = normalize_spec(spec), Path(out_dir), print_fn or (lambda *a: None)
     h = spec_hash(s)
     f = out / "experiment.json"
-    with folder_lock(out / ".lock"):
-        old = _read_json(f) if f.exists() else None
-        if f.exists() and old is None: raise ExperimentMismatch(f"{f} is unreadable: not an experiment folder, or a "
-                                                                f"damaged one")
-        if old is not None and old.get("spec_hash") != h:
-            raise ExperimentMismatch(f"{out} holds a different experiment ({old.get('name')!r}, spec_hash "
-                                     f"{old.get('spec_hash')} "
-                                     f"!= {h}): choose another output folder")
-        if old is None:
-            if out.exists() and any(p.name != ".lock" for p in out.iterdir()):
+    if out.exists() and not out.is_dir(): raise ExperimentMismatch(f"{out} is a file, not an experiment folder")
+    try:
+        with folder_lock(out / ".lock"):
+            old = _read_experiment(f)
+            if old is not None and old["spec_hash"] != h:
+                if not _replaceable(out, old):
+                    raise ExperimentMismatch(f"{out} holds a different experiment ({old.get('name')!r}, spec_hash "
+                                             f"{old['spec_hash']} != {h}): choose another output folder")
+                say(f"{out}: replacing experiment {old.get('name')!r}, whose data stage failed "
+                    f"({old.get('data_error')}) and which has no completed run, by {s['name']!r}")
+                for name in _OUTPUTS:
+                    p = out / name
+                    if p.is_dir(): shutil.rmtree(p)
+                    else: p.unlink(missing_ok=True)
+            elif old is None and out.exists() and any(p.name not in (".lock", ".prepare.lock") for p in out.iterdir()):
                 raise ExperimentMismatch(f"{out} is not empty and holds no experiment.json: choose another output "
                                          f"folder")
-            write_json(f, dict(name=s["name"], spec=s, spec_hash=h,
-                               created=datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"), versions=versions(), git_commit=git_commit()))
+            if old is None or old["spec_hash"] != h:
+                write_json(f, dict(name=s["name"], spec=s, spec_hash=h, data_stage="pending",
+                                   created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                                   versions=versions(), git_commit=git_commit()))
+    except OSError as e:
+        raise OSError(f"{e.filename or out}: cannot create the experiment folder ({e.strerror or e})") from None
     return out
+
+def _data_stage(out: Path, h: str, state: str, error: str | None = None):
+    "Record in experiment.json whether the data stage (data, scores, untrained policy) of experiment `h` finished."
+    f = out / "experiment.json"
+    with folder_lock(out / ".lock"):
+        e = _read_experiment(f)
+        if e is None or e["spec_hash"] != h:
+            raise ExperimentMismatch(f"{out} now holds another experiment ({(e or {}).get('name')!r})")
+        if e.get("data_stage") != state or e.get("data_error") != error:
+            write_json(f, dict(e, data_stage=state, data_error=error))
 
 # %% ../nbs/06_experiments.ipynb #52069bb4
 def load_pool(spec: dict):
@@ -335,13 +490,15 @@ def model_specs(spec: dict) -> dict:
 
 # %% ../nbs/06_experiments.ipynb #a6359f48
 def _tokenizer_of(spec: str, keep: dict | None = None):
-    """(tokenizer, Jinja chat template) of a model spec; a hub model's tokenizer is read alone, other models load (and
-    convert) once, and are kept in `keep` (on a CPU-only machine) for the scoring stage to reuse."""
+    """(tokenizer, Jinja chat template) of a model spec. A hub model's or a local folder's tokenizer is read alone,
+    without the weights; other models (tiny, wheel, GGUF) load (and convert) once, and are kept in `keep` (on a
+    CPU-only machine) for the scoring stage to reuse."""
     from mrpo_nb.models import parse_spec, load_model
     kind, d = parse_spec(spec)
-    if kind == "hub":
+    if kind in ("hub", "local"):
         from transformers import AutoTokenizer
-        try: tok = AutoTokenizer.from_pretrained(d["repo"], revision=d["revision"])
+        src, kw = (d["repo"], dict(revision=d["revision"])) if kind == "hub" else (str(d["path"]), {})
+        try: tok = AutoTokenizer.from_pretrained(src, **kw)
         except Exception as e: raise OSError(f"cannot load the tokenizer of {spec!r}: "
                                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         template = "own" if getattr(tok, "chat_template", None) else "plain"
@@ -365,14 +522,43 @@ def _pool_record(pool) -> dict:
     from mrpo_nb.scoring import canonical_rows, data_fingerprint
     return dict(ids=[str(i) for i in pool["id"]], fingerprint=data_fingerprint(canonical_rows(pool)))
 
+def _read_pool_record(f: Path, say) -> dict | None:
+    "data/pool.json (None when missing, or damaged: then said, and the deterministic filter rebuilds it)."
+    try:
+        rec = read_json(f, None)
+        if rec is not None and not (isinstance(rec.get("ids"), list) and all(isinstance(i, str) for i in rec["ids"])
+                                    and isinstance(rec.get("fingerprint"), str)):
+            raise DamagedFile(f, "holds no list of pair ids and fingerprint")
+        return rec
+    except DamagedFile as e:
+        say(f"{e}: rebuilding it (the filter is deterministic)")
+        return None
+
+def _read_splits(out: Path, seeds, ids: set, say) -> dict | None:
+    "Every seed's data/splits file, checked against the pool; None (said) when one is missing or damaged."
+    splits = {}
+    for sd in seeds:
+        f = out / "data" / "splits" / f"seed_{sd}.json"
+        try:
+            sp = read_json(f, None)
+            if sp is None: return None
+            if set(sp) != {"train", "val", "test"} or not all(isinstance(v, list) and set(v) <= ids
+                                                              for v in sp.values()):
+                raise DamagedFile(f, "does not hold train/val/test lists of this pool's pair ids")
+        except DamagedFile as e:
+            say(f"{e}: rebuilding the splits (they are deterministic)"); return None
+        splits[sd] = sp
+    return splits
+
 def prepare_data(s: dict, out: Path, clock, say=print, keep: dict | None = None):
-    "Data, filter report and splits (written once; later calls read them back and check the data did not change)."
+    """Data, filter report and splits (written once; later calls read them back and check the data did not change;
+    a damaged pool or split file is said and rebuilt)."""
     from mrpo_nb.data import filter_pairs
     from mrpo_nb.models import convert_models
     pool_file = out / "data" / "pool.json"
     with clock("data"): raw = load_pool(s)
-    if pool_file.exists():
-        rec = _read_json(pool_file)
+    rec = _read_pool_record(pool_file, say)
+    if rec is not None:
         pos = {str(i): k for k, i in enumerate(raw["id"])}
         missing = [i for i in rec["ids"] if i not in pos]
         if missing: raise ExperimentMismatch(f"the data changed since this experiment was prepared: pair {missing[0]} "
@@ -380,8 +566,8 @@ def prepare_data(s: dict, out: Path, clock, say=print, keep: dict | None = None)
         pool = raw.select([pos[i] for i in rec["ids"]])
         if _pool_record(pool)["fingerprint"] != rec["fingerprint"]:
             raise ExperimentMismatch("the data changed since this experiment was prepared (fingerprint differs)")
-        splits = {sd: _read_json(out / "data" / "splits" / f"seed_{sd}.json") for sd in s["seeds"]}
-        if all(v is not None for v in splits.values()): return pool, splits
+        splits = _read_splits(out, s["seeds"], set(rec["ids"]), say)
+        if splits is not None: return pool, splits
     else:
         toks = {}
         with clock("models"):
@@ -430,6 +616,7 @@ def score_experiment(s: dict, out: Path, pool, splits: dict, clock, progress=Tru
         table = score_references(refs, split_datasets(pool, {"all": needed})["all"], cache,
                                  max_length=s["data"]["max_length"], token_budget=s["scoring"]["token_budget"],
                                  progress=progress)
+        if not is_main_process(): return table   # the main process writes the files
         table.save(f)
         acc = {}
         for sd, sp in splits.items():
@@ -440,15 +627,18 @@ def score_experiment(s: dict, out: Path, pool, splits: dict, clock, progress=Tru
                    seconds={n: table.meta.get(n, {}).get("seconds") for n in names}))
     return table
 
-def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None) -> dict:
+def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None, say=print) -> dict:
     """The untrained policy's preference accuracy on val and test, once per seed (once in all when val/test do not
     change with the seed)."""
     f = out / "baseline.json"
-    old = _read_json(f, {}) or {}
+    try: old = read_json(f, {})
+    except DamagedFile as e: say(f"{e}: evaluating the untrained policy again"); old = {}
+    ok = lambda v: isinstance(v, dict) and all(x is None or _is_real(x) for x in v.values())
+    old = {k: v for k, v in old.items() if ok(v)}
     if all(f"seed_{sd}" in old for sd in s["seeds"]): return old
     from mrpo_nb.training import encode_pairs, policy_values, preference_accuracy
     with clock("baseline"):
-        lm = policy if policy is not None else _load_policy(s["policy"])
+        lm = policy if policy is not None else _load_policy(s["policy"], bool(s["train"].get("load_in_4bit")))
         bs = int(s["train"].get("eval_batch_size", 32))
         memo = {}
         for sd in s["seeds"]:
@@ -465,30 +655,68 @@ def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None
         write_json(f, old)
     return old
 
-def _load_policy(spec: str):
+def default_device(local_rank: int | None = None):
+    """The device this process loads models on: `cuda:LOCAL_RANK` where CUDA is available, so that each process of a
+    launch takes its own GPU (`local_rank`, else the launcher's `LOCAL_RANK`, else 0); the CPU otherwise."""
+    import torch
+    if not torch.cuda.is_available(): return torch.device("cpu")
+    if local_rank is None: local_rank = int(os.environ.get("LOCAL_RANK") or 0)
+    return torch.device("cuda", int(local_rank))
+
+def _load_policy(spec: str, load_in_4bit: bool = False):
+    "The untrained policy on this process's device (`default_device`), in 4-bit NF4 when the experiment trains so."
     from mrpo_nb.models import load_model
-    return load_model(spec)
+    return load_model(spec, device=default_device(), load_in_4bit=load_in_4bit)
+
+def _launch():
+    "accelerate's process state under a launch of several processes; None for one process (no collectives)."
+    if int(os.environ.get("WORLD_SIZE") or 1) <= 1: return None
+    from mrpo_nb.scoring import process_state
+    return process_state()
+
+def is_main_process() -> bool:
+    "Is this the process that writes the experiment folder (always, unless launched with several processes)?"
+    st = _launch()
+    return st is None or st.is_main_process
 
 # %% ../nbs/06_experiments.ipynb #5b419b54
 STATUSES = ("pending", "running", "completed", "failed")
 
-def run_status(run_dir) -> dict:
+def _eval_splits(rd: Path) -> list:
+    "The splits a run was asked to evaluate (its config.json; TrainConfig's default when that does not read)."
+    try: ev = read_json(rd / "config.json", {}).get("eval_splits")
+    except DamagedFile: ev = None
+    return ev if isinstance(ev, list) and ev else _train_fields()["eval_splits"].default_factory()
+
+def run_status(run_dir, eval_splits=None) -> dict:
     """A run folder's status record: status, error, final (from status.json and summary.json; 'pending' when neither
-    exists)."""
-    rd = Path(run_dir)
-    st = _read_json(rd / "status.json", {}) or {}
-    summ = _read_json(rd / "summary.json", {}) or {}
-    if summ.get("status") == "completed" and st.get("status") != "failed":
-        st = dict(st, status="completed", error=None)
-    final = summ.get("final") or {}
-    return dict(status=st.get("status", "pending"), error=st.get("error"),
-                final={k: final.get(k) for k in ("val/accuracy", "test/accuracy")})
+    exists). 'completed' only when summary.json reads back and holds the final accuracy of every split the run was
+    asked to evaluate; a damaged status or summary file makes the run 'failed' with an error naming the file (the
+    next call retrains it, resuming from its last checkpoint)."""
+    rd, problem = Path(run_dir), None
+    try: st = read_json(rd / "status.json", {})
+    except DamagedFile as e: st, problem = {}, str(e)
+    try: summ = read_json(rd / "summary.json", None)
+    except DamagedFile as e: summ, problem = None, problem or str(e)
+    final = (summ or {}).get("final")
+    final = final if isinstance(final, dict) else {}
+    status, error = st.get("status", "pending"), st.get("error")
+    if status not in STATUSES: status, problem = "failed", problem or f"{rd / 'status.json'}: unknown status {status!r}"
+    if summ is not None and summ.get("status") == "completed" and status != "failed":
+        want = [f"{k}/accuracy" for k in (eval_splits or _eval_splits(rd))]
+        missing = [k for k in want if not _is_real(final.get(k))]
+        status, error = ("failed", f"{rd / 'summary.json'}: no final {', '.join(missing)}") if missing else (
+            "completed", None)
+    elif status == "completed": status, error = "failed", f"{rd / 'summary.json'}: missing"
+    if problem: status, error = "failed", problem
+    return dict(status=status, error=error,
+                final={k: final.get(k) if _is_real(final.get(k)) else None for k in ("val/accuracy", "test/accuracy")})
 
 def index_entry(run: dict, root) -> dict:
     "The index.json entry of a grid run (see the folder layout above)."
     e = {k: run[k] for k in ("name", "method", "label", "loss", "weighter", "weighter_kwargs", "references", "seed",
                              "sweep")}
-    return dict(e, **run_status(Path(root) / "runs" / run["name"]))
+    return dict(e, **run_status(Path(root) / "runs" / run["name"], run["config"].get("eval_splits")))
 
 def write_index(spec: dict, root) -> dict:
     """Rebuild index.json from the grid and every run folder's status (under the folder lock, so shards never lose
@@ -522,26 +750,68 @@ class ExperimentResult:
                 f"{len(self.ran)}, skipped {len(self.skipped)} completed, {len(self.failed)} failed "
                 f"{self.failed or ''})")
 
-def _train_one(run, s, root, pool, ids, table, base, fingerprint, progress, hook) -> str:
+def _train_one(run, s, root, pool, ids, table, base, fingerprint, progress, hook, main=True) -> str:
+    """Train one run into its folder; only the `main` process writes the folder's files (every process trains).
+    `base`: the loaded policy to copy, or None to let training load it (e.g. quantised to NF4)."""
     from mrpo_nb.training import TrainConfig, train
     rd = root / "runs" / run["name"]
     rd.mkdir(parents=True, exist_ok=True)
-    (rd / "error.txt").unlink(missing_ok=True)
-    write_json(rd / "status.json", dict(status="running", error=None))
-    write_json(rd / "provenance.json", provenance(run, s, fingerprint))
-    write_index(s, root)
+    if main:
+        (rd / "error.txt").unlink(missing_ok=True)
+        write_json(rd / "status.json", dict(status="running", error=None))
+        write_json(rd / "provenance.json", provenance(run, s, fingerprint))
+        write_index(s, root)
     try:
         cfg = TrainConfig.from_dict(dict(run["config"], progress=progress))
-        summary = train(cfg, split_datasets(pool, ids), table, run_dir=rd, policy=copy.deepcopy(base),
+        summary = train(cfg, split_datasets(pool, ids), table, run_dir=rd,
+                        policy=None if base is None else copy.deepcopy(base),
                         resume=True, hook=(lambda tr, rec: hook(run, tr, rec)) if hook else None)
         status = "completed" if summary.get("status") == "completed" else "failed"
         err = None if status == "completed" else f"training ended with status {summary.get('status')!r}"
+        if status == "completed" and main:   # a result is a summary that reads back with the final metrics asked for
+            back = run_status(rd, cfg.eval_splits)
+            if back["status"] != "completed": status, err = "failed", f"NoResult: {back['error']}"
     except Exception as e:
         status, err = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-        atomic_write(rd / "error.txt", traceback.format_exc())
-    if err and not (rd / "error.txt").exists(): atomic_write(rd / "error.txt", err + "\n")
-    write_json(rd / "status.json", dict(status=status, error=err))
+        if main: atomic_write(rd / "error.txt", traceback.format_exc())
+    if main:
+        if err and not (rd / "error.txt").exists(): atomic_write(rd / "error.txt", err + "\n")
+        write_json(rd / "status.json", dict(status=status, error=err))
     return status
+
+def _check_nf4(s: dict):
+    """`train.load_in_4bit` needs a CUDA GPU and bitsandbytes: refused at the door (before any work) where they are
+    missing, never trained unquantised in silence."""
+    if not s["train"].get("load_in_4bit"): return
+    import torch
+    if not torch.cuda.is_available():
+        raise SpecError("train.load_in_4bit = true (4-bit NF4 through bitsandbytes, as the paper trained) needs a CUDA "
+                        "GPU, and this machine has none: run it on a GPU, or set train.load_in_4bit = false to train "
+                        "the policy unquantised (a departure from the paper)")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise SpecError("train.load_in_4bit = true (4-bit NF4) needs bitsandbytes, which is not installed: pip install "
+                        "bitsandbytes (or set train.load_in_4bit = false)")
+
+def _barrier(state):
+    if state is not None: state.wait_for_everyone()
+
+@contextmanager
+def _prepare_lock(root: Path, state):
+    """The data stage's exclusive lock. Shards (separate jobs) wait on the lock file; the processes of one launch do
+    not: the main one takes the file lock and the others wait for it at a barrier, so that all of them then enter
+    scoring's collectives together (a file lock held around collectives would deadlock the launch)."""
+    if state is None or state.is_main_process:
+        with folder_lock(root / ".prepare.lock"):
+            _barrier(state); yield; _barrier(state)
+    else:
+        _barrier(state); yield; _barrier(state)
+
+def _same_todo(todo: list, mine: list, state) -> list:
+    "The main process's list of runs to train, on every process of a launch (they must train the same runs)."
+    if state is None: return todo
+    from accelerate.utils import broadcast_object_list
+    names = set(broadcast_object_list([[r["name"] for r in todo]])[0])
+    return [r for r in mine if r["name"] in names]
 
 def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True, print_fn=print, cache_dir=None,
                    hook=None, retry_failed: bool = True, prepare_only: bool = False, only=None) -> ExperimentResult:
@@ -549,11 +819,18 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
     pass -> the untrained policy once per seed -> every run of the grid (or of `shard` 'i/n'), each in its own folder.
     Completed runs are skipped and partial ones resumed; a failing run is recorded and the others go on.
     `prepare_only`: stop after data, scores and baseline (e.g. one job before a job array of shards);
-    `only`: run names to run (of this shard), e.g. one run under `accelerate launch`."""
+    `only`: run names to run (of this shard), e.g. one run under `accelerate launch`. Under a launch of several
+    processes every process scores and trains its share, and the main one writes the folder."""
     s = normalize_spec(load_experiment_spec(spec) if isinstance(spec, (str, Path)) else spec)
     sh = parse_shard(shard)
-    root = open_experiment(s, out_dir)
-    clock, t0, say = _Clock(), time.perf_counter(), print_fn or (lambda *a: None)
+    _check_nf4(s)
+    state = _launch()   # several processes (accelerate launch / torchrun): the main one writes the folder
+    main = state is None or state.is_main_process
+    say = (print_fn or (lambda *a: None)) if main else (lambda *a: None)
+    if main: root = open_experiment(s, out_dir, say)
+    _barrier(state)
+    if not main: root = open_experiment(s, out_dir, say)   # reads back the experiment.json the main one wrote
+    clock, t0 = _Clock(), time.perf_counter()
     runs = grid(s)
     mine = shard_runs(runs, sh)
     if only is not None:
@@ -561,69 +838,120 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
         if unknown: raise SpecError(f"no run named {unknown[0]!r} in this experiment (e.g. {runs[0]['name']!r}; see "
                                     f"`mrpo run --dry-run`)")
         mine = [r for r in mine if r["name"] in set(only)]
-    todo = [] if prepare_only else [r for r in mine if run_status(root / "runs" / r["name"])["status"] != "completed"
-                                    and (retry_failed or run_status(root / "runs" / r["name"])["status"] != "failed")]
-    with folder_lock(root / ".prepare.lock"):   # shards wait here: the first one prepares, the others read its files
-        keep = {}   # models the data stage loaded, reused by scoring and as the policy
-        pool, splits = prepare_data(s, root, clock, say, keep)
-        table = score_experiment(s, root, pool, splits, clock, progress, say, cache_dir, keep)
-        base = keep.pop(s["policy"], None)
-        keep.clear()
-        if base is None and (todo or not (root / "baseline.json").exists()):
-            with clock("models"): base = _load_policy(s["policy"])
-        baseline = evaluate_baseline(s, root, pool, splits, clock, base)
-    fingerprint = (_read_json(root / "data" / "pool.json", {}) or {}).get("fingerprint")
+    todo = _same_todo([] if prepare_only or not main else _todo(root, mine, retry_failed, say), mine, state)
+    nf4 = bool(s["train"].get("load_in_4bit"))   # training loads (and quantises) the policy itself: no copy handed
+    with _prepare_lock(root, state):   # shards wait here: the first one prepares, the others read its files
+        h = spec_hash(s)
+        if main: _data_stage(root, h, "started")   # also checks that no corrected experiment replaced this one
+        try:
+            keep = {}   # models the data stage loaded, reused by scoring and as the policy
+            if main: pool, splits = prepare_data(s, root, clock, say, keep)
+            _barrier(state)
+            if not main: pool, splits = prepare_data(s, root, clock, say, keep)   # reads the main one's files back
+            table = score_experiment(s, root, pool, splits, clock, progress, say, cache_dir, keep)   # every process
+            base = None if nf4 else keep.pop(s["policy"], None)
+            keep.clear()
+            if base is None and not nf4 and (todo or (main and not (root / "baseline.json").exists())):
+                with clock("models"): base = _load_policy(s["policy"])
+            if main: evaluate_baseline(s, root, pool, splits, clock, base, say)   # NF4: loads its own 4-bit policy
+        except BaseException as e:   # the folder may then take a corrected experiment (no run has trained yet)
+            if main: _data_stage(root, h, "failed", f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}")
+            raise
+        if main: _data_stage(root, h, "done")
+    fingerprint = read_json(root / "data" / "pool.json")["fingerprint"]
     res = ExperimentResult(root, {}, skipped=[] if prepare_only else [r["name"] for r in mine if r not in todo])
     from tqdm.auto import tqdm
-    bar = tqdm(todo, desc="runs", unit="run", disable=not progress or not todo)
+    bar = tqdm(todo, desc="runs", unit="run", disable=not progress or not todo or not main)
     for r in bar:
         bar.set_postfix_str(r["name"][:60])
         try:
             with clock("training"):
-                st = _train_one(r, s, root, pool, splits[r["seed"]], table, base, fingerprint, progress, hook)
-        finally: write_index(s, root)   # also when interrupted: the index shows the run as running
+                st = _train_one(r, s, root, pool, splits[r["seed"]], table, base, fingerprint, progress, hook, main)
+        finally:
+            if main: write_index(s, root)   # also when interrupted: the index shows the run as running
         (res.ran if st == "completed" else res.failed).append(r["name"])
     bar.close()
+    if not main:   # the main process writes the index and the timings; the others read them back
+        _barrier(state)
+        res.index, res.timings = _read_index(root), read_json(root / "timings.json", {})
+        return res
     res.index = write_index(s, root)
-    if set(clock.t) - {"data"} or not (root / "timings.json").exists():   # reading the data back is no new work
-        tim = _read_json(root / "timings.json", {}) or {}
+    try: tim, damaged = read_json(root / "timings.json", {}), False
+    except DamagedFile as e: say(f"{e}: the timings start again"); tim, damaged = {}, True
+    if damaged or set(clock.t) - {"data"} or not (root / "timings.json").exists():   # reading data back is no work
         for k, v in clock.t.items(): tim[k] = round(tim.get(k, 0.0) + v, 1)
         tim["total"] = round(tim.get("total", 0.0) + time.perf_counter() - t0, 1)
         write_json(root / "timings.json", tim)
-        res.timings = tim
-    else: res.timings = _read_json(root / "timings.json", {}) or {}
+    res.timings = tim
+    _barrier(state)
     return res
+
+def _todo(root: Path, mine: list, retry_failed: bool, say) -> list:
+    "The runs of `mine` to train now: not completed (and not failed, unless `retry_failed`); a retried error is said."
+    todo = []
+    for r in mine:
+        st = run_status(root / "runs" / r["name"], r["config"].get("eval_splits"))
+        if st["status"] == "completed" or (st["status"] == "failed" and not retry_failed): continue
+        if st["status"] == "failed": say(f"{r['name']}: retrying (last error: {st['error']})")
+        todo.append(r)
+    return todo
 
 # %% ../nbs/06_experiments.ipynb #e3f39662
 def _mean_se(xs) -> tuple[float | None, float | None, int]:
-    xs = [float(x) for x in xs if x is not None and math.isfinite(float(x))]
+    xs = [float(x) for x in xs if _is_real(x)]
     if not xs: return None, None, 0
     se = float(np.std(xs, ddof=1) / math.sqrt(len(xs))) if len(xs) > 1 else float("nan")
     return float(np.mean(xs)), se, len(xs)
 
+def _read_index(root: Path) -> dict:
+    """index.json, checked; a damaged one is rebuilt from experiment.json and the run folders (with a warning that
+    names it)."""
+    f = root / "index.json"
+    if not f.exists(): raise FileNotFoundError(f"{root} has no index.json: not an experiment folder (run `mrpo run` "
+                                               f"first)")
+    try:
+        idx = read_json(f)
+        if not (isinstance(idx.get("runs"), list) and all(isinstance(e, dict) and {"name", "method", "label", "sweep",
+                                                            "status"} <= set(e) for e in idx["runs"])):
+            raise DamagedFile(f, "holds no list of run entries")
+        return idx
+    except DamagedFile as e:
+        exp = _read_experiment(root / "experiment.json")
+        if exp is None: raise
+        warnings.warn(f"{e}: rebuilt from experiment.json and the run folders")
+        return write_index(exp["spec"], root)
+
+def _read_baseline(root: Path) -> dict:
+    "baseline.json ({} with a warning naming it when it is damaged: `mrpo run` again evaluates the policy again)."
+    try: base = read_json(root / "baseline.json", {})
+    except DamagedFile as e:
+        warnings.warn(f"{e}: the untrained policy is left out (run again to rebuild it)"); base = {}
+    return {k: v for k, v in base.items() if isinstance(v, dict)}
+
 def results(root, split: str = "test") -> list[dict]:
-    "Final accuracy per method (and sweep values): mean and standard error over seeds, the untrained policy first."
+    """Final accuracy per method (and sweep values): mean and standard error over seeds, the untrained policy first;
+    `errors` lists each failed run's name and reason."""
     root = Path(root)
-    idx = _read_json(root / "index.json")
-    if idx is None: raise FileNotFoundError(f"{root} has no index.json: not an experiment folder (run `mrpo run` "
-                                            f"first)")
-    base = _read_json(root / "baseline.json", {}) or {}
+    idx, base = _read_index(root), _read_baseline(root)
     m, se, n = _mean_se([v.get(f"{split}/accuracy") for v in base.values()])
-    rows = [dict(method="untrained", label="untrained policy", sweep={}, mean=m, se=se, n=n, runs=len(base), failed=0)]
+    rows = [dict(method="untrained", label="untrained policy", sweep={}, mean=m, se=se, n=n, runs=len(base), failed=0,
+                 errors=[])]
     groups = {}
     for e in idx["runs"]:
         g = groups.setdefault((e["method"], json.dumps(e["sweep"], sort_keys=True)), dict(e=e, vals=[], runs=0,
-                                                                                          failed=0))
+                                                                                          failed=0, errors=[]))
         g["runs"] += 1; g["failed"] += e["status"] == "failed"
+        if e["status"] == "failed": g["errors"].append((e["name"], e.get("error") or "unknown error"))
         if e["status"] == "completed": g["vals"].append((e.get("final") or {}).get(f"{split}/accuracy"))
     for (meth, _), g in groups.items():
         m, se, n = _mean_se(g["vals"])
         rows.append(dict(method=meth, label=g["e"]["label"], sweep=g["e"]["sweep"], mean=m, se=se, n=n,
-                         runs=g["runs"], failed=g["failed"]))
+                         runs=g["runs"], failed=g["failed"], errors=g["errors"]))
     return rows
 
 def results_table(root, split: str = "test") -> str:
-    "`results` as a text table: method, final accuracy mean ± s.e. over seeds, completed/total runs."
+    """`results` as a text table: method, final accuracy mean ± s.e. over seeds, completed/total runs; below it, each
+    failed run and its reason."""
     rows = results(root, split)
     lab = lambda r: r["label"] + ("  [" + ", ".join(f"{k}={_fmt(v)}" for k,
                                                     v in r["sweep"].items()) + "]" if r["sweep"] else "")
@@ -634,6 +962,8 @@ def results_table(root, split: str = "test") -> str:
         acc = "-" if r["mean"] is None else f"{r['mean']:.3f}{se}"
         done = f"{r['n']}/{r['runs']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
         out.append(f"{lab(r):<{w}}{acc:>20}   {done}")
+    errors = [x for r in rows for x in r["errors"]]
+    if errors: out += ["", "failed runs:"] + [f"  {name}: {err}" for name, err in errors]
     return "\n".join(out)
 
 # %% ../nbs/06_experiments.ipynb #c9a21e95
@@ -651,9 +981,9 @@ def _paper(name, source, batch, seeds, subsample, tokens):
                 data=dict(source=source, pct=2.5, max_length=1024, sizes=dict(train=5000, val=1000, test=1000),
                           resample="all"),
                 policy="Qwen/Qwen2.5-0.5B-Instruct", references=dict(PAPER_REFERENCES),
-                train=dict(batch_size=batch, micro_batch_size=5, lr=1e-4, beta=0.1, lora_r=32, lora_alpha=16,
-                           eval_points=10,
-                           checkpoint_every=20),
+                train=dict(batch_size=batch, lr=1e-4, beta=0.1, lora_r=32, lora_alpha=16, load_in_4bit=True,
+                           micro_batch_size=batch, micro_batch_tokens=16384,   # micro-batches sized by tokens
+                           eval_points=10, checkpoint_every=20),
                 methods=["ln_dpo"] + ALL_MULTI + ["ref_free"], weighter_options={"tsw": {"subsample": subsample}},
                 tsw_piv=[5, 10], seeds=list(range(seeds)), estimate=dict(pair_tokens=tokens))
 
@@ -707,13 +1037,19 @@ def load_experiment_spec(source) -> dict:
     except SpecError as e: raise SpecError(f"{p}: {e}") from None
 
 def override(spec: dict, **changes) -> dict:
-    """A copy of `spec` with top-level keys replaced (e.g. `seeds=[0]`, `methods=[...]`) and `train`/`data` merged;
-    checked."""
+    """A copy of `spec` with top-level keys replaced (e.g. `seeds=[0]`, `methods=[...]`) and tables merged (`train`,
+    `data`, `scoring`, `estimate`, `weighter_options`); checked. New `methods` drop the `weighter_options` of
+    weighters they no longer use."""
     s = copy.deepcopy(load_experiment_spec(spec))
     for k, v in changes.items():
         if v is None: continue
-        if k in ("train", "data", "scoring", "weighter_options") and isinstance(v, dict): s[k] = {**s[k], **v}
+        tables = ("train", "data", "scoring", "estimate", "weighter_options")
+        if k in tables and isinstance(v, dict): s[k] = {**s[k], **v}
         else: s[k] = v
+    if changes.get("methods") is not None and changes.get("weighter_options") is None:
+        try: used = {m["weighter"] for m in expand_methods(s)}   # new methods: options of weighters no longer used go
+        except SpecError: used = set(s["weighter_options"])        # (normalize_spec names the bad method)
+        s["weighter_options"] = {w: o for w, o in s["weighter_options"].items() if w in used}
     return normalize_spec(s)
 
 def substitute_models(spec: dict, mapping: dict) -> dict:
@@ -732,15 +1068,45 @@ PARAMS_B = {"smollm2": 0.135, "gemma3-270m": 0.268, "qwen2.5-coder-0.5b": 0.494,
             "microsoft/Phi-3-medium-128k-instruct": 14.0}
 "Parameter counts (billions) of the models the presets name, for `plan`'s time estimate."
 
-RATES = {"cpu": dict(score=1.35e11, train=4.2e10,
-                     note="measured on the 2-core development CPU: SmolLM2 scores ~500 tokens/s, "
-                                                        "trains ~0.7 pairs/s"),
-         "gpu": dict(score=1.5e14, train=6e13, note="assumed for one H100-class GPU in bf16 (~40% and ~15% of peak)")}
-"Effective FLOP/s of scoring (2N per token) and LoRA training (4N per trained token) that `plan` divides by."
+LM_HEAD_B = {"smollm2": (0.0283, True), "gemma3-270m": (0.168, True), "qwen2.5-coder-0.5b": (0.136, True),
+             "meta-llama/Llama-3.1-8B-Instruct": (0.525, False), "mistralai/Mistral-7B-Instruct-v0.3": (0.134, False),
+             "Qwen/Qwen2.5-0.5B-Instruct": (0.136, True), "Qwen/Qwen2.5-1.5B-Instruct": (0.233, True),
+             "Qwen/Qwen3-4B-Instruct-2507": (0.389, True), "01-ai/Yi-1.5-9B-Chat": (0.262, False),
+             "microsoft/Phi-3-medium-128k-instruct": (0.164, False)}
+"""LM head size (vocabulary x hidden size, billions; from the models' configs, `benchmarks/configs`) and whether it
+is tied to the input embedding: `plan` charges the head at reply tokens only, the embedding (a lookup) nowhere."""
 
-def _params(spec: str) -> float | None:
-    if spec in PARAMS_B: return PARAMS_B[spec] * 1e9
-    return 2e4 if str(spec).startswith("tiny") else None
+RATES = {"cpu": dict(score=1.2e11, train=3.7e10,
+                     note="effective rates measured on the 2-core development CPU: SmolLM2 scores ~500 tokens/s and "
+                          "trains ~0.7 pairs/s"),
+         "gpu": dict(score=1.5e14, train=6e13,
+                     note="assumed, not measured: one H100-class GPU in bf16 sustaining ~15% (scoring) and ~6% "
+                          "(training) of its ~990 TFLOP/s dense peak, as small micro-batches are bound by per-step "
+                          "host overhead (kernel launches, host syncs), not by matmuls; benchmarks/gpu_check.py "
+                          "measures it")}
+"""Effective FLOP/s of scoring (forward: 2 per body parameter and token, 2 per head parameter and reply token) and of
+LoRA training with a frozen base (4 and 4) that `plan` divides by."""
+
+def _split(spec: str) -> tuple[float, float] | None:
+    "(body, LM head) parameters of a model spec: the body every parameter but the embedding and the head."
+    if str(spec).startswith("tiny"): return 2e4, 0.0
+    if spec not in PARAMS_B: return None
+    head, tied = LM_HEAD_B.get(spec, (0.0, True))
+    return (PARAMS_B[spec] - head * (1 if tied else 2)) * 1e9, head * 1e9
+
+def _flops(split, tokens: float, reply: float, per: int) -> float:
+    "FLOPs for `tokens` tokens of which `reply` are reply tokens, at `per` FLOPs per parameter (2 forward, 4 train)."
+    return per * (split[0] * tokens + split[1] * reply)
+
+def _plan_seconds(s: dict, pairs: int, eval_pairs: float, train_pairs: float, tok: int, rep: int, rate: dict) -> dict:
+    "Seconds per stage: the body on every token, the LM head on reply tokens only (as benchmarks/floor.py counts)."
+    pol, refs = _split(s["policy"]), [_split(m) for m in s["references"].values()]
+    if pol is None or None in refs: return {}
+    sz, n_seeds = s["data"]["sizes"], len(s["seeds"])
+    fwd = lambda sp, n: _flops(sp, n * tok, n * rep, 2) / rate["score"]
+    return dict(scoring=sum(fwd(r, pairs) for r in refs), baseline=fwd(pol, (sz["val"] + sz["test"]) * n_seeds),
+                training=_flops(pol, train_pairs * tok, train_pairs * rep, 4) / rate["train"],
+                evaluation=fwd(pol, eval_pairs))
 
 def plan(spec, device: str = "cpu") -> dict:
     "What an experiment will do, before doing it: runs, pairs and tokens to score and to train, and a rough time."
@@ -749,27 +1115,21 @@ def plan(spec, device: str = "cpu") -> dict:
     sz, n_seeds = d["sizes"], len(s["seeds"])
     pairs = sz["val"] + sz["test"] + n_seeds * sz["train"] if d["resample"] == "train" else n_seeds * sum(sz.values())
     tok = s["estimate"]["pair_tokens"] or d["max_length"] // 2
+    rep = min(s["estimate"]["reply_tokens"] or tok // 2, tok)   # reply tokens of a pair: assumed half unless given
     first = lambda v: v[0] if isinstance(v, list) else v
     epochs, pts = int(first(t.get("epochs", 1))), int(first(t.get("eval_points", 10)))
-    bs = int(first(t.get("batch_size", 50)))
-    steps = math.ceil(sz["train"] * epochs / bs)
+    steps = math.ceil(sz["train"] * epochs / int(first(t.get("batch_size", 50))))
     sub = (s["weighter_options"].get("tsw") or {}).get("subsample", 250)
     n_tsw = sum(r["weighter"] == "tsw" for r in runs)
-    train_tokens = len(runs) * sz["train"] * epochs * tok
-    eval_tokens = (len(runs) * (sz["val"] + sz["test"]) * (pts + 1) + n_tsw * steps * 2 * min(sub, sz["val"])) * tok
-    rate = RATES[device]
-    p_pol = _params(s["policy"])
-    p_refs = {n: _params(m) for n, m in s["references"].items()}
-    known = p_pol is not None and all(v is not None for v in p_refs.values())
-    sec = dict(scoring=sum(2 * p * pairs * tok for p in p_refs.values()) / rate["score"],
-               baseline=2 * p_pol * (sz["val"] + sz["test"]) * n_seeds * tok / rate["score"],
-               training=4 * p_pol * train_tokens / rate["train"],
-               evaluation=2 * p_pol * eval_tokens / rate["score"]) if known else {}
+    train_pairs = len(runs) * sz["train"] * epochs
+    eval_pairs = len(runs) * (sz["val"] + sz["test"]) * (pts + 1) + n_tsw * steps * 2 * min(sub, sz["val"])
+    sec = _plan_seconds(s, pairs, eval_pairs, train_pairs, tok, rep, RATES[device])
     return dict(name=s["name"], runs=len(runs), methods=len(expand_methods(s)), seeds=n_seeds, sweep=sweep_axes(s),
                 references=len(s["references"]), pairs_to_score=pairs,
-                tokens_to_score=pairs * tok * len(s["references"]),
-                pair_tokens=tok, steps_per_run=steps, tokens_to_train=train_tokens, tokens_to_evaluate=eval_tokens,
-                seconds=sec, total_s=sum(sec.values()) if sec else None, device=device, rates=rate["note"],
+                tokens_to_score=pairs * tok * len(s["references"]), pair_tokens=tok, reply_tokens=rep,
+                steps_per_run=steps, tokens_to_train=train_pairs * tok, tokens_to_evaluate=eval_pairs * tok,
+                seconds=sec, total_s=sum(sec.values()) if sec else None, device=device, rates=RATES[device]["note"],
+                load_in_4bit=bool(t.get("load_in_4bit")), micro_batch_tokens=t.get("micro_batch_tokens"),
                 run_names=[r["name"] for r in runs])
 
 def format_plan(p: dict, max_names: int = 12) -> str:
@@ -778,9 +1138,12 @@ def format_plan(p: dict, max_names: int = 12) -> str:
     lines = [f"experiment {p['name']}: {p['runs']} runs = {p['methods']} methods x "
              + "".join(f"{len(v)} {k} x " for k, v in p["sweep"].items()) + f"{p['seeds']} seeds",
              f"  score {p['pairs_to_score']:,} pairs x {p['references']} references ~ {p['tokens_to_score']:,} tokens "
-             f"(~{p['pair_tokens']} tokens per pair)",
+             f"(~{p['pair_tokens']} tokens per pair, ~{p['reply_tokens']} of them reply tokens)",
              f"  train {p['steps_per_run']} steps per run, {p['tokens_to_train']:,} tokens in all; evaluate "
              f"~{p['tokens_to_evaluate']:,} tokens"]
+    if p["load_in_4bit"] or p["micro_batch_tokens"]:
+        lines.append("  policy" + (" in 4-bit NF4 (needs a CUDA GPU and bitsandbytes)" if p["load_in_4bit"] else "")
+                     + (f"; micro-batches of <= {p['micro_batch_tokens']:,} tokens" if p["micro_batch_tokens"] else ""))
     if p["total_s"] is not None:
         lines.append(f"  rough time on {p['device']}: " + ", ".join(f"{k} {h(v)}" for k, v in p["seconds"].items())
                      + f"; total ~{h(p['total_s'])} ({p['rates']})")

@@ -10,7 +10,7 @@ __all__ = ['LOGP_TOL', 'LOSSES', 'dpo_loss', 'length_normalise', 'harmonic_mixtu
            'ref_free_loss', 'preference_loss']
 
 # %% ../nbs/03_losses.ipynb #de34c088
-import math
+import math, numbers
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -35,10 +35,19 @@ def _as_tensor(name, x, dtype, device) -> Tensor:
 
 def _shape(t) -> tuple: return tuple(t.shape)
 
+def _is_real(x) -> bool:
+    "A real number: a Python or numpy scalar, or a one-element non-bool tensor; never a bool or a string."
+    if isinstance(x, Tensor): return x.numel() == 1 and x.dtype != torch.bool and not x.is_complex()
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+def _shown(x) -> str:
+    "`x` for a message, with its type when it is not a real number."
+    return repr(x) if _is_real(x) else f"{x!r} ({type(x).__name__})"
+
 def _check_beta(beta):
-    try: b = float(beta)
-    except (TypeError, ValueError, RuntimeError): b = math.nan
-    if not (math.isfinite(b) and b > 0): raise ValueError(f"beta must be a finite positive number, got {beta!r}")
+    "Refuse a β that is not a finite real number > 0 (a bool or a string such as '0.1' is not one)."
+    if not (_is_real(beta) and math.isfinite(float(beta)) and float(beta) > 0):
+        raise ValueError(f"beta must be a finite positive number (> 0), not {_shown(beta)}")
 
 # %% ../nbs/03_losses.ipynb #9ca5953b
 def _first_bad(t: Tensor, bad: Tensor) -> str:
@@ -317,10 +326,8 @@ def geometric_loss(
 
 # %% ../nbs/03_losses.ipynb #50c7a0bb
 def _check_gamma(gamma):
-    try: g = float(gamma)
-    except (TypeError, ValueError, RuntimeError): g = math.nan
-    if not (math.isfinite(g) and g >= 0):
-        raise ValueError(f"gamma (the target margin) must be a finite number >= 0, got {gamma!r}")
+    if not (_is_real(gamma) and math.isfinite(float(gamma)) and float(gamma) >= 0):
+        raise ValueError(f"gamma (the target margin) must be a finite number >= 0, not {_shown(gamma)}")
 
 def ref_free_loss(
     policy_chosen_logps: Tensor,       # (B,) ℓθ⁺ (per-token means in the study; sums also work)

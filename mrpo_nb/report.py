@@ -13,8 +13,10 @@ from pathlib import Path
 import pandas as pd
 import plotly, plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
-from .core import atomic_write
-from .analysis import (load_experiment, tidy, final_accuracy, method_summary, paper_value, paper_dataset,
+import os
+from .core import DamagedFile, atomic_write, read_json
+from .analysis import (load_experiment, tidy, final_accuracy, left_out_notes, method_summary, paper_value,
+                              paper_dataset,
                               fig_final_accuracy, fig_accuracy_curves, fig_alpha, fig_tsw, fig_sweep, table_kendall,
                               table_tsw, paired_comparisons)
 
@@ -62,13 +64,15 @@ def _fmt(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
             df[c] = df[c].map(lambda v: v if v is None or math.isnan(v) else round(float(v), digits))
     return df
 
-def _section(title: str, make, notes: list, anchor: str) -> str:
-    "A titled section from `make()` -> (html, notes); a failure becomes a note, not a broken report."
+def _section(title: str, make, notes: list, anchor: str, said=()) -> str:
+    """A titled section from `make()` -> (html, notes); a failure becomes a note, not a broken report. Notes in
+    `said` (the runs left out, said once at the top of the page) are not repeated."""
     try: body, extra = make()
     except ValueError as e:  # the section does not apply (no TSW run, nothing finished yet): its one-line reason
         body, extra = "", [f"not drawn: {e}"]
     except Exception as e:   # one bad section must not lose the whole report
         body, extra = "", [f"not drawn ({type(e).__name__}: {e})"]
+    extra = [n for n in extra if n not in said]
     short = title.split(" · ")[0] if " · " in title else title.split(" (")[0]
     notes += [f"{short}: {n}" for n in extra]     # the page's summary of notes says where each comes from
     return f"<h2 id='{anchor}'>{_esc(title)}</h2>{body}{_notes(extra)}"
@@ -128,9 +132,10 @@ def _json_block(title: str, obj) -> str:
     body = _esc(json.dumps(obj, indent=1, default=str))
     return f"<details><summary>{_esc(title)}</summary><pre>{body}</pre></details>"
 
-def _quiet_json(path: Path):
-    try: return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-    except (ValueError, OSError): return None
+def _provenance(path: Path, notes: list):
+    "A run's provenance.json (None if absent); a damaged one is noted by name."
+    try: return read_json(path, default=None)
+    except DamagedFile as e: notes.append(f"{e}; not shown"); return None
 
 def _data_section(exp):
     acc = exp.references.get("accuracy") or {}
@@ -143,14 +148,19 @@ def _data_section(exp):
             "<h3>Reference models: their own length-normalised preference accuracy</h3>" + _table(_fmt(refs))), notes
 
 # %% ../nbs/08a_report.ipynb #9753843f
+def _events(s: dict) -> list:
+    "The summary's non-finite events, as dicts (anything else in a hand-edited or damaged summary left out)."
+    ev = s.get("nonfinite")
+    return [e for e in ev if isinstance(e, dict)] if isinstance(ev, list) else []
+
 def _run_row(r) -> dict:
     s = r.summary
     logged = len([m for m in r.metrics if m["step"] > 0])
     return {"run": r.name, "method": r.label, "seed": r.seed, "status": r.status,
             "steps": f"{s.get('steps', '?')}/{s.get('n_steps', '?')}" if s else f"{logged} logged",
             "skipped steps": s.get("skipped_steps"),
-            "non-finite": "; ".join(f"step {e.get('step')}: {e.get('what')}" for e in s.get("nonfinite") or []),
-            "wall time (s)": s.get("wall_time_s"), "error": r.error.splitlines()[-1] if r.error else ""}
+            "non-finite": "; ".join(f"step {e.get('step')}: {e.get('what')}" for e in _events(s)),
+            "wall time (s)": s.get("wall_time_s"), "error": r.reason or ""}
 
 def _provenance_section(exp):
     html_ = "<h3>Runs</h3>" + _table(_fmt(pd.DataFrame([_run_row(r) for r in exp.runs]), 1))
@@ -158,11 +168,12 @@ def _provenance_section(exp):
         timings = pd.DataFrame(_flat(exp.timings), columns=["stage", "seconds"])
         html_ += "<h3>Stage timings</h3>" + _table(_fmt(timings, 2))
     html_ += _json_block("experiment.json (spec, versions)", exp.meta) if exp.meta else ""
+    notes = []
     for r in exp.runs:
-        prov = _quiet_json(r.dir / "provenance.json")
+        prov = _provenance(r.dir / "provenance.json", notes)
         title = f"{r.name}: config" + (" and provenance" if prov else "")
         html_ += _json_block(title, dict(config=r.config, provenance=prov) if prov else r.config)
-    return html_, []
+    return html_, notes
 
 # %% ../nbs/08a_report.ipynb #2f768748
 def _explorers_section(exp):
@@ -187,7 +198,8 @@ def _explorers_section(exp):
 # %% ../nbs/08a_report.ipynb #971a787d
 def _header(exp) -> str:
     counts = pd.Series([r.status for r in exp.runs]).value_counts().to_dict() if exp.runs else {}
-    v = (exp.meta or {}).get("versions") or {}
+    v = (exp.meta or {}).get("versions")
+    v = v if isinstance(v, dict) else {}
     seeds = sorted({r.seed for r in exp.runs if isinstance(r.seed, int)})
     status = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
     return (f"<h1>Experiment report: {_esc(exp.name)}</h1><p>Folder <code>{_esc(exp.root)}</code> · "
@@ -203,8 +215,8 @@ _CONTENTS = [("final", "Figure 1 · final accuracy"), ("curves", "Figure 2 · ac
              ("provenance", "Provenance")]
 
 # %% ../nbs/08a_report.ipynb #cf38f514
-def _sections(exp, df, notes: list) -> list:
-    "The report's sections, in reading order (each adds its notes to `notes`)."
+def _sections(exp, df, notes: list, said=()) -> list:
+    "The report's sections, in reading order (each adds its notes, but those in `said`, to `notes`)."
     ds = paper_dataset(df)
     fig = lambda fn, div: _fig_section(fn, df, div)
     spec = [("Figure 1 · final test accuracy per method", fig(fig_final_accuracy, "fig-final"), "final"),
@@ -225,21 +237,32 @@ def _sections(exp, df, notes: list) -> list:
              ("Step-by-step views", lambda: _explorers_section(exp), "explorers"),
              ("Data and references", lambda: _data_section(exp), "data"),
              ("Provenance", lambda: _provenance_section(exp), "provenance")]
-    return [_section(title, make, notes, anchor) for title, make, anchor in spec]
+    return [_section(title, make, notes, anchor, said) for title, make, anchor in spec]
 
 def _skip_notes(exp) -> list:
     return [f"run {r.name}: {r.summary['skipped_steps']} skipped step(s) ("
-            + ", ".join(f"step {e.get('step')}: non-finite {e.get('what')}" for e in r.summary.get("nonfinite") or [])
+            + ", ".join(f"step {e.get('step')}: non-finite {e.get('what')}" for e in _events(r.summary))
             + ")" for r in exp.runs if r.summary.get("skipped_steps")]
 
+def _check_paths(experiment_dir, out) -> None:
+    "Refuse a folder or output path of the wrong kind before anything is read."
+    for name, v in (("experiment_dir", experiment_dir), ("out", out)):
+        if not (isinstance(v, (str, os.PathLike)) or (name == "out" and v is None)) or str(v).strip() == "":
+            raise ValueError(f"{name} must be a path, not {v!r} ({type(v).__name__})")
+    if out is not None and Path(out).is_dir():
+        raise ValueError(f"out must be the path of the HTML file to write, not the folder {str(out)!r}")
+
 def write_report(experiment_dir, out=None) -> Path:
-    "Write the experiment's one-file HTML report (default `EXPERIMENT_DIR/report.html`); returns its path."
+    """Write the experiment's one-file HTML report (default `EXPERIMENT_DIR/report.html`); returns its path. The runs
+    left out (failed ones with their reason) are said once, at the top; damaged files are named there too."""
+    _check_paths(experiment_dir, out)
     exp = load_experiment(experiment_dir)
     df, notes = tidy(exp), []
     out = Path(out) if out is not None else exp.root / "report.html"
-    secs = _sections(exp, df, notes)
+    left_out = left_out_notes(final_accuracy(df, "test"))
+    secs = _sections(exp, df, notes, set(left_out))
     toc = " · ".join(f"<a href='#{a}'>{_esc(t)}</a>" for a, t in _CONTENTS if f"id='{a}'" in "".join(secs))
-    all_notes = exp.problems + list(dict.fromkeys(notes + _skip_notes(exp)))
+    all_notes = exp.problems + left_out + list(dict.fromkeys(notes + _skip_notes(exp)))
     summary = ("<h2 id='notes'>Notes and problems</h2>"
                + (_notes(all_notes) or "<p>None: every run completed and every log was read.</p>"))
     body = "\n".join([_header(exp), f"<p>{toc}</p>", summary, *secs])

@@ -6,7 +6,7 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/scoring.html.md"""
 
 # %% ../nbs/02_scoring.ipynb #c1154539
 from __future__ import annotations
-import atexit, hashlib, json, os, re, shutil, time, warnings
+import atexit, hashlib, json, math, os, re, shutil, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from fastcore.basics import patch
-from .core import atomic_write, check_unique
+from .core import DamagedFile, atomic_write, check_unique, read_json
 from .models import apply_template, end_of_turn
 
 # %% auto #0
@@ -252,11 +252,39 @@ def save(self: ScoreTable, path) -> Path:
 
 @patch(cls_method=True)
 def load(cls: ScoreTable, path) -> ScoreTable:
-    "Read a table written by `save` (checks the format tag and the checksum)."
+    """Read a table written by `save` (checks the format tag and the checksum); a damaged header or arrays of the
+    wrong shape raise `DamagedFile`, values that cannot be scores (`problems`) are reported as warnings."""
     arrays, header = _read_safetensors(path)
     if header.get("format") != "mrpo_nb.ScoreTable/1": raise ValueError(f"{path} is not a ScoreTable file")
-    return cls(json.loads(header["names"]), json.loads(header["ids"]), *(arrays[f] for f in _FIELDS),
-               meta=json.loads(header.get("meta", "{}")))
+    try:
+        names, ids, meta = (json.loads(header[k]) for k in ("names", "ids", "meta"))
+        t = cls(names, ids, *(arrays[f] for f in _FIELDS), meta=meta)
+    except (KeyError, TypeError, ValueError) as e:
+        raise DamagedFile(path, f"not a readable ScoreTable ({type(e).__name__}: {e})") from None
+    for p in t.problems(): warnings.warn(f"{path}: {p}", stacklevel=2)
+    return t
+
+# %% ../nbs/02_scoring.ipynb #8727e3cc
+def _some(ids: list, mask: np.ndarray, show: int = 3) -> str:
+    bad = [ids[i] for i in np.flatnonzero(mask)]
+    return f"{len(bad)} pair(s), e.g. " + ", ".join(map(repr, bad[:show]))
+
+@patch
+def problems(self: ScoreTable) -> list[str]:
+    """One line per (reference, field) whose values cannot be scores: a scored reply (length > 0) with a non-finite
+    or positive log-probability, a negative length, or a length of 0 beside a finite log-probability. A pair that
+    was not scored (NaN, length 0: `on_long="skip"`) is not a problem."""
+    out = []
+    for k, name in enumerate(self.names):
+        for side in ("chosen", "rejected"):
+            lp, n = getattr(self, f"logps_{side}")[:, k], getattr(self, f"lengths_{side}")[:, k]
+            with np.errstate(invalid="ignore"):
+                checks = ((f"lengths_{side}", n < 0, "is negative"),
+                          (f"logps_{side}", (n > 0) & ~np.isfinite(lp), "is not finite for a scored reply"),
+                          (f"logps_{side}", np.isfinite(lp) & (lp > 0), "is positive (a log-probability is <= 0)"),
+                          (f"lengths_{side}", (n == 0) & np.isfinite(lp), "is 0 beside a finite log-probability"))
+            out += [f"reference {name!r}: {f} {what} for {_some(self.ids, m)}" for f, m, what in checks if m.any()]
+    return out
 
 # %% ../nbs/02_scoring.ipynb #a6eab955
 def _checksum(arrays: dict) -> str:
@@ -306,19 +334,33 @@ def pack_units(units: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]], p
                 targets=torch.tensor(tgt, dtype=torch.long), slot=torch.tensor(slot, dtype=torch.long), n_slots=n_slots)
 
 # %% ../nbs/02_scoring.ipynb #55ec53c0
+def _layer_windows(cfg) -> dict | None:
+    "Each kind of attention layer the decoder has -> its sliding window (None: full); None for another kind."
+    sw = getattr(cfg, "sliding_window", None)
+    if getattr(cfg, "use_sliding_window", True) is False: sw = None
+    kinds = getattr(cfg, "layer_types", None)
+    if kinds is None: return {"sliding_attention": int(sw)} if sw else {"full_attention": None}
+    out = {}
+    for k in set(kinds):
+        if k == "full_attention": out[k] = None
+        elif k == "sliding_attention" and sw: out[k] = int(sw)
+        else: return None   # chunked, linear, ... attention: no packed mask of ours describes it
+    return out
+
+def _takes_mask_dict(dec) -> bool:
+    "Does the decoder take a dict of masks, one per kind of layer (transformers' models with mixed layer kinds)?"
+    import inspect
+    try: return "causal_mask_mapping" in inspect.getsource(type(dec).forward)
+    except (OSError, TypeError): return False
+
 def can_pack(model, max_packed_len: int | None = None) -> bool:
-    "Does `model` take a custom 4-D attention mask for sequences of this length (sdpa/eager, no window in the way)?"
+    """Does `model` take our packed 4-D attention masks (sdpa/eager; full or sliding-window layers, one kind or a
+    decoder that takes a mask per kind)? `max_packed_len` no longer matters: windows are applied by position."""
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     if getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager"): return False
-    sw = getattr(cfg, "sliding_window", None)
-    if (
-        sw
-        and (getattr(cfg, "use_sliding_window", True) is not False)
-        and max_packed_len is not None
-        and max_packed_len > sw
-    ):
-        return False
-    return True
+    windows = _layer_windows(cfg)
+    if windows is None: return False
+    return len(windows) == 1 or _takes_mask_dict(decoder_and_head(model)[0])
 
 def common_prefix(units) -> int:
     "Length of the token prefix all prompts in `units` share, leaving at least one prompt token per unit."
@@ -330,10 +372,6 @@ def common_prefix(units) -> int:
         n = k
     return max(n, 0)
 
-def _full_attention_only(cfg) -> bool:
-    lt = getattr(cfg, "layer_types", None)
-    if lt is not None: return all(t == "full_attention" for t in lt)
-    return not getattr(cfg, "sliding_window", None) or getattr(cfg, "use_sliding_window", True) is False
 
 # %% ../nbs/02_scoring.ipynb #8638b1dc
 def _cache_kwargs(dec, cache) -> dict:
@@ -341,6 +379,18 @@ def _cache_kwargs(dec, cache) -> dict:
     if cache is None: return {}
     import inspect
     return {"cache" if "cache" in inspect.signature(dec.forward).parameters else "past_key_values": cache}
+
+def _packed_masks(model, cfg, mask: torch.Tensor, pos: torch.Tensor, S: int):
+    """The packed mask (B, 1, T, S + T) for each kind of layer: a sliding window limits the distance in *positions*
+    (a reply's place in the packed row is not its position), so each reply gets the window it has on its own."""
+    kpos = torch.cat([torch.arange(S, device=pos.device).expand(pos.shape[0], S), pos], -1)
+    dist = pos[:, None, :, None] - kpos[:, None, None, :]
+    masks = {k: mask if w is None else mask & (dist < w) for k, w in _layer_windows(cfg).items()}
+    if getattr(cfg, "_attn_implementation", None) == "eager":   # eager attention adds a float mask
+        dt = next(model.parameters()).dtype
+        masks = {k: torch.zeros(m.shape, dtype=dt, device=m.device).masked_fill(~m, torch.finfo(torch.float32).min)
+                 for k, m in masks.items()}
+    return next(iter(masks.values())) if len(masks) == 1 else masks
 
 def packed_forward(model, packed: dict, prefix_cache=None, prefix_len: int = 0,
                    chunk_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -353,10 +403,8 @@ def packed_forward(model, packed: dict, prefix_cache=None, prefix_len: int = 0,
     if prefix_cache is not None:
         prefix_cache.batch_repeat_interleave(mask.shape[0])
         mask = torch.cat([torch.ones(*mask.shape[:3], S, dtype=torch.bool, device=dev), mask], -1)
-    if getattr(cfg, "_attn_implementation", None) == "eager":   # eager attention adds a float mask
-        mask = torch.zeros(mask.shape, dtype=next(model.parameters()).dtype, device=dev).masked_fill(
-            ~mask, torch.finfo(torch.float32).min)
-    out = dec(input_ids=pk["input_ids"], attention_mask=mask, position_ids=pk["position_ids"] + S,
+    pos = pk["position_ids"] + S
+    out = dec(input_ids=pk["input_ids"], attention_mask=_packed_masks(model, cfg, mask, pos, S), position_ids=pos,
               use_cache=prefix_cache is not None, **_cache_kwargs(dec, prefix_cache))
     h = out[0] if isinstance(out, tuple) else out.last_hidden_state
     lp = head_logps(model, h.reshape(-1, h.shape[-1])[pk["src"]], pk["targets"], chunk_rows)
@@ -368,18 +416,18 @@ def packed_logps(model, units, pad_id: int, chunk_rows: int | None = None,
                  min_prefix: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     "Summed reply log-probabilities (float64) and lengths for packed units, replies in order (unit by unit)."
     dev = next(model.parameters()).device
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    S = common_prefix(units) if len(units) > 1 and _full_attention_only(cfg) else 0
+    S = common_prefix(units) if len(units) > 1 else 0
     cache = None
     if S >= min_prefix:  # a prefix every prompt in the batch shares (a system prompt): computed once, as a KV cache
         from transformers import DynamicCache
-        cache = DynamicCache(config=model.config)
-        decoder_and_head(model)[0](input_ids=torch.tensor([list(units[0][0][:S])], device=dev),
-                                   position_ids=torch.arange(S, device=dev)[None], use_cache=True,
-                                   **_cache_kwargs(decoder_and_head(model)[0], cache))
+        dec = decoder_and_head(model)[0]
+        cache = DynamicCache()   # every layer keeps the whole prefix: the packed masks apply the windows
+        dec(input_ids=torch.tensor([list(units[0][0][:S])], device=dev), position_ids=torch.arange(S, device=dev)[None],
+            use_cache=True, **_cache_kwargs(dec, cache))
         units = [(p[S:], ys) for p, ys in units]
     else: S = 0
     return packed_forward(model, pack_units(units, pad_id), cache, S, chunk_rows)
+
 
 # %% ../nbs/02_scoring.ipynb #9a8f1968
 def length_batches(lengths: Sequence[int], token_budget: int, order: Sequence[int] | None = None,
@@ -423,9 +471,9 @@ def resolve_reference(name: str, spec, device=None) -> Reference:
             from mrpo_nb.models import load_model
             spec = load_model(spec, device=device) if device is not None else load_model(spec)
         except Exception as e:
-            raise ValueError(
-                f"reference {name!r}: model spec {spec!r} does not resolve ({type(e).__name__}: {e})"
-            ) from e
+            first = (str(e).strip().splitlines() or [""])[0]   # the one-line reason (the list of spec forms left out)
+            raise ValueError(f"reference {name!r}: model spec {spec!r} does not resolve ({type(e).__name__}: "
+                             f"{first})") from e
     if isinstance(spec, (tuple, list)) and len(spec) in (2, 3):
         model, tokenizer, template = (*spec, None)[:3]
         return Reference(name, model, tokenizer, template, weights_identity(model))
@@ -437,14 +485,25 @@ def resolve_reference(name: str, spec, device=None) -> Reference:
 
 # %% ../nbs/02_scoring.ipynb #4756ccd7
 def _named_specs(specs, policy=None) -> list[tuple[str, object]]:
+    if specs is None: raise ValueError("specs must name the references to score (a dict, a list or a spec), not None")
     if isinstance(specs, dict): items = list(specs.items())
     else:
         specs = [specs] if isinstance(specs, (str, Reference)) else list(specs)
         items = [(s if isinstance(s, str) else getattr(s, "name", None) or getattr(s, "spec", None) or f"ref{k}", s)
                  for k, s in enumerate(specs)]
     if policy is not None: items.append(("self", policy))
+    if not items: raise ValueError("no reference to score: give at least one spec, e.g. ['smollm2']")
     names = [n for n, _ in items]
+    for n in names:
+        if not isinstance(n, str) or not n.strip() or n != n.strip():
+            raise _refuse("a reference name", n, "a non-empty string without surrounding spaces", True)
     if len(set(names)) != len(names): raise ValueError(f"reference names must be unique: {names}")
+    slugs = {}
+    for n in names:
+        if _slug(n) in slugs:
+            raise ValueError(f"reference names {slugs[_slug(n)]!r} and {n!r} would share the cache file name "
+                             f"{_slug(n)!r}: rename one")
+        slugs[_slug(n)] = n
     return items
 
 def canonical_rows(ds) -> list[dict]:
@@ -524,23 +583,25 @@ def _check_writable(cache_dir) -> Path:
 def _load_cached(path: Path, key: dict, n: int):
     "The cached arrays if `path` holds a valid result for `key`; None (after a warning and removal) otherwise."
     if not path.exists(): return None, "miss"
-    try: arrays, header = _read_safetensors(path)
+    try:
+        arrays, header = _read_safetensors(path)
+        old, info = json.loads(header.get("key", "{}")), json.loads(header.get("info", "{}"))
+        if not isinstance(old, dict) or not isinstance(info, dict): raise ValueError("its header is not a key")
     except ValueError as e:
         warnings.warn(f"corrupt score cache {path} ({e}): rebuilding it"); path.unlink(missing_ok=True)
         return None, "corrupt"
-    old = json.loads(header.get("key", "{}"))
     if old != key or arrays.get("logps", np.zeros(0)).shape != (n, 2):
         diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
         warnings.warn(f"stale score cache {path} (differs in {diff}): rebuilding it"); path.unlink(missing_ok=True)
         return None, "stale"
-    return (arrays, json.loads(header.get("info", "{}"))), "hit"
+    return (arrays, info), "hit"
 
 def _load_shards(part: Path, key: dict) -> dict[int, tuple[float, int]]:
     "Results saved by an interrupted run with the same key: sequence index -> (logp, n)."
     done = {}
     if not part.exists(): return done
-    try: old = json.loads((part / "key.json").read_text())
-    except (OSError, ValueError): old = None
+    try: old = read_json(part / "key.json", default=None)
+    except (OSError, ValueError) as e: old = None; warnings.warn(f"{e}")
     if old != key:
         warnings.warn(f"stale partial scores in {part}: discarding them"); shutil.rmtree(part, ignore_errors=True)
         return done
@@ -654,6 +715,30 @@ def _score_mine(
             if was_training: ref.model.train()
     return mine
 
+# %% ../nbs/02_scoring.ipynb #d7f7e037
+def _refuse(name: str, v, allowed: str, show_type: bool = False) -> ValueError:
+    return ValueError(f"{name} must be {allowed}, not {v!r}" + (f" ({type(v).__name__})" if show_type else ""))
+
+def _check_int(name: str, v, lo: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)): raise _refuse(name, v, f"an integer >= {lo}", True)
+    if v < lo: raise _refuse(name, v, f"an integer >= {lo}")
+    return int(v)
+
+def _check_score_args(max_length, token_budget, side, on_long, save_every, save_every_s, progress, rebuild,
+                      pack) -> None:
+    "Refuse a bad argument of the scorer before any model is loaded."
+    _check_int("max_length", max_length); _check_int("token_budget", token_budget)
+    _check_int("save_every", save_every)
+    if isinstance(save_every_s, bool) or not isinstance(save_every_s, (int, float, np.integer, np.floating)):
+        raise _refuse("save_every_s", save_every_s, "a number of seconds > 0", True)
+    if not (math.isfinite(save_every_s) and save_every_s > 0):
+        raise _refuse("save_every_s", save_every_s, "a number of seconds > 0")
+    for name, v, allowed in (("side", side, ("left", "right")), ("on_long", on_long, ("error", "skip"))):
+        if not isinstance(v, str) or v not in allowed:
+            raise _refuse(name, v, " or ".join(map(repr, allowed)), not isinstance(v, str))
+    for name, v in (("progress", progress), ("rebuild", rebuild), ("pack", pack)):
+        if not isinstance(v, (bool, np.bool_)): raise _refuse(name, v, "True or False", True)
+
 # %% ../nbs/02_scoring.ipynb #101de595
 def score_reference(ref: Reference, rows: Sequence[dict], cache_dir, max_length: int = 1024, token_budget: int = 16384,
                     side: str = "right", on_long: str = "error", save_every: int = 32, save_every_s: float = 60.0,
@@ -661,6 +746,7 @@ def score_reference(ref: Reference, rows: Sequence[dict], cache_dir, max_length:
                     pack: bool = True) -> dict:
     "Score one reference on `rows` (with the cache): arrays `logps` (N, 2) float64, `lengths` (N, 2) int64, and `info`."
     from accelerate.utils import gather_object
+    _check_score_args(max_length, token_budget, side, on_long, save_every, save_every_s, progress, rebuild, pack)
     state, cache_dir, stats = process_state(), _check_writable(cache_dir), {}
     seqs, skipped = tokenize_rows(ref, rows, max_length, on_long, stats)
     fp = data_fingerprint(rows)
@@ -700,11 +786,13 @@ def score_references(specs, ds, cache_dir, max_length: int = 1024, token_budget:
                      progress: bool = True, on_batch: Callable | None = None, rebuild: bool = False,
                      device=None, pack: bool = True) -> ScoreTable:
     "Score every pair of `ds` under every reference in `specs` (+ the `policy` as \"self\"), through the cache."
+    _check_score_args(max_length, token_budget, side, on_long, save_every, save_every_s, progress, rebuild, pack)
+    named = _named_specs(specs, policy)
     rows = canonical_rows(ds)
     if not rows: raise ValueError("no pairs to score")
     _check_writable(cache_dir)
     cols, meta = [], {}
-    for name, spec in _named_specs(specs, policy):
+    for name, spec in named:
         if device is None:
             st = process_state()
             dev = st.device if st.num_processes > 1 else None
@@ -717,9 +805,13 @@ def score_references(specs, ds, cache_dir, max_length: int = 1024, token_budget:
         cols.append(out); meta[name] = out["info"]
         del ref
     L, N = np.stack, [r["id"] for r in rows]
-    return ScoreTable([n for n, _ in _named_specs(specs, policy)], N,
-                      L([c["logps"][:, 0] for c in cols], 1), L([c["logps"][:, 1] for c in cols], 1),
-                      L([c["lengths"][:, 0] for c in cols], 1), L([c["lengths"][:, 1] for c in cols], 1), meta=meta)
+    table = ScoreTable([n for n, _ in named], N,
+                       L([c["logps"][:, 0] for c in cols], 1), L([c["logps"][:, 1] for c in cols], 1),
+                       L([c["lengths"][:, 0] for c in cols], 1), L([c["lengths"][:, 1] for c in cols], 1), meta=meta)
+    bad = table.problems()
+    if bad: raise ValueError(f"the scores cannot be used: {bad[0]}" + (f" (and {len(bad) - 1} more)" if bad[1:] else "")
+                             + "; is the model broken, or in fp16?")
+    return table
 
 # %% ../nbs/02_scoring.ipynb #f1673cd2
 def reference_accuracy(table: ScoreTable, splits: dict | None = None) -> dict[str, dict[str, float]]:

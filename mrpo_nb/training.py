@@ -6,7 +6,7 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/training.html.md"""
 
 # %% ../nbs/05_training.ipynb #ee0874ef
 from __future__ import annotations
-import contextlib, json, math, os, random, shutil, time, warnings
+import contextlib, copy, inspect, json, math, numbers, os, random, re, shutil, time, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,21 +16,22 @@ import torch
 from fastcore.basics import patch
 from safetensors.torch import save_file, load_file
 
-from .core import atomic_write, write_json, plain
+from .core import atomic_write, write_json, plain, read_json, DamagedFile
 from .scoring import (tokenize_pair, pad_pairs, reply_logps, pack_units, packed_forward, can_pack,
                              destroy_process_group_at_exit, deepspeed_launch, process_state)
-from .losses import LOSSES
-from .weighters import make_weighter
+from .losses import LOSSES, LOGP_TOL
+from .weighters import WEIGHTERS, make_weighter
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'LOSS_KINDS', 'DTYPES', 'WEIGHTER_LOG_FIELDS', 'METRIC_KEYS', 'TrainConfig', 'check_config',
-           'cpu_has_native_bf16', 'resolve_dtype', 'add_lora', 'load_policy', 'trainable_parameters', 'EncodedPairs',
-           'encode_pairs', 'policy_batch', 'PolicyLogps', 'policy_module', 'policy_logps', 'reference_values',
-           'reference_margins', 'pair_losses', 'micro_batches', 'is_deepspeed', 'micro_backward', 'configure_deepspeed',
-           'accumulate_gradients', 'eval_steps', 'policy_values', 'preference_accuracy', 'reward_accuracy',
-           'batch_alpha', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe', 'observe_batch', 'RunLog',
-           'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state', 'save_checkpoint',
-           'latest_checkpoint', 'load_checkpoint', 'batch_order', 'Trainer', 'train']
+__all__ = ['LORA_TARGETS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'WEIGHTER_LOG_FIELDS', 'METRIC_KEYS', 'TrainConfig',
+           'check_config', 'NoResult', 'cpu_has_native_bf16', 'resolve_dtype', 'add_lora', 'load_policy',
+           'trainable_parameters', 'EncodedPairs', 'encode_pairs', 'policy_batch', 'PolicyLogps', 'policy_module',
+           'policy_logps', 'reference_values', 'reference_margins', 'pair_losses', 'check_scores', 'micro_batches',
+           'is_deepspeed', 'micro_backward', 'configure_deepspeed', 'accumulate_gradients', 'eval_steps',
+           'policy_values', 'preference_accuracy', 'reward_accuracy', 'batch_alpha', 'grad_norm', 'step_or_skip',
+           'deepspeed_step', 'RewardProbe', 'observe_batch', 'RunLog', 'optimizer_to_safe', 'optimizer_from_safe',
+           'rng_state', 'set_rng_state', 'save_checkpoint', 'latest_checkpoint', 'checkpoint_candidates',
+           'remove_temporary_checkpoints', 'read_checkpoint', 'load_checkpoint', 'batch_order', 'Trainer', 'train']
 
 # %% ../nbs/05_training.ipynb #70f4fc50
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -39,6 +40,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 LOSS_KINDS = {"dpo": ("dpo", False), "ln_dpo": ("dpo", True), "mrpo": ("mrpo", True),
               "mdpo": ("mdpo", True), "geometric": ("geometric", True), "ref_free": ("ref_free", True)}
 DTYPES = ("float32", "bfloat16", "float16")
+EVAL_SPLITS = ("train", "val", "test")   # the splits a run may evaluate on
 
 # %% ../nbs/05_training.ipynb #7643e3de
 @dataclass
@@ -82,22 +84,76 @@ class TrainConfig:
     def __post_init__(self): check_config(self)
 
 # %% ../nbs/05_training.ipynb #2c9fd11a
+def _real(v) -> bool: return isinstance(v, numbers.Real) and not isinstance(v, bool)
+def _int(v) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+def _names(v) -> bool: return len(v) > 0 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v)
+def _seq(v) -> bool: return isinstance(v, (list, tuple))
+
+_CONFIG_RULES = [   # (fields, right type?, allowed value?, what is allowed)
+    (("batch_size", "micro_batch_size", "epochs", "max_length", "eval_batch_size", "lora_r", "keep_checkpoints"),
+     _int, lambda v: v >= 1, "an integer >= 1"),
+    (("eval_points", "checkpoint_every", "seed"), _int, lambda v: v >= 0, "an integer >= 0"),
+    (("max_steps", "micro_batch_tokens"), lambda v: v is None or _int(v), lambda v: v is None or v >= 1,
+     "None or an integer >= 1"),
+    (("beta", "lr", "lora_alpha"), _real, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    (("weight_decay", "gamma"), _real, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    (("lora_dropout",), _real, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    (("max_grad_norm",), lambda v: v is None or _real(v), lambda v: v is None or (math.isfinite(v) and v > 0),
+     "None or a finite number > 0"),
+    (("adam_betas",), lambda v: _seq(v) and all(map(_real, v)), lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
+     "two numbers in [0, 1)"),
+    (("pack_pairs", "load_in_4bit", "gradient_checkpointing", "progress"), lambda v: isinstance(v, bool),
+     lambda v: True, "True or False"),
+    (("policy",), lambda v: isinstance(v, str), lambda v: bool(v.strip()), "a model spec (a non-empty string)"),
+    (("references",), lambda v: v is None or _seq(v), lambda v: v is None or _names(v),
+     "None or a non-empty list of distinct reference names"),
+    (("lora_targets",), _seq, _names, "a non-empty list of distinct module names"),
+    (("eval_splits",), _seq, lambda v: _names(v) and set(v) <= set(EVAL_SPLITS),
+     f"a non-empty list of distinct splits from {list(EVAL_SPLITS)}"),
+    (("weighter_kwargs",), lambda v: isinstance(v, dict), lambda v: all(isinstance(k, str) for k in v),
+     "a dict of weighter options"),
+    (("run_dir",), lambda v: v is None or isinstance(v, (str, os.PathLike)), lambda v: True, "None or a folder path"),
+]
+_CONFIG_CHOICES = {"loss": ("loss kind", tuple(LOSS_KINDS)), "weighter": ("weighting strategy", tuple(WEIGHTERS)),
+                   "nonfinite": ("non-finite policy", ("skip", "stop")), "dtype": ("dtype", DTYPES + (None,))}
+
+# %% ../nbs/05_training.ipynb #c7d1e5a2
+def _shown(v, type_ok: bool = True) -> str:
+    "`v` for a one-line message (cut at 80 characters), with its type when that is wrong."
+    r = repr(v) if len(repr(v)) <= 80 else repr(v)[:77] + "..."
+    return r if type_ok else f"{r} ({type(v).__name__})"
+
 def check_config(c: TrainConfig):
-    "Refuse a `TrainConfig` with an unknown loss kind or a value out of range (a one-line reason); normalise its lists."
-    if c.loss not in LOSS_KINDS: raise ValueError(f"unknown loss kind {c.loss!r}; choose one of {list(LOSS_KINDS)}")
-    if c.nonfinite not in ("skip", "stop"): raise ValueError(f"nonfinite must be 'skip' or 'stop', not {c.nonfinite!r}")
-    for k in ("batch_size", "micro_batch_size", "epochs", "max_length", "eval_batch_size", "lora_r"):
-        v = getattr(c, k)
-        if not isinstance(v, int) or v < 1: raise ValueError(f"{k} must be an integer >= 1, not {v!r}")
-    if c.eval_points < 0 or c.checkpoint_every < 0: raise ValueError("eval_points and checkpoint_every must be >= 0")
-    if c.dtype is not None and c.dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES} or None, not {c.dtype!r}")
-    if not isinstance(c.gamma, (int, float)) or not math.isfinite(c.gamma):
-        raise ValueError(f"gamma must be a finite number, not {c.gamma!r}")
+    """Refuse a `TrainConfig` with a field of the wrong type or out of range: a one-line ValueError naming the field,
+    the value (and its type when that is wrong) and what is allowed. Normalises numpy scalars and the lists."""
+    for f in fields(c):
+        if isinstance(getattr(c, f.name), np.generic): setattr(c, f.name, getattr(c, f.name).item())
+    for name, (what, choices) in _CONFIG_CHOICES.items():
+        v = getattr(c, name)
+        if not any(v is x or (isinstance(v, str) and v == x) for x in choices):
+            raise ValueError(f"unknown {what} {_shown(v, isinstance(v, str))}: {name} must be one of {list(choices)}")
+    for names, type_ok, value_ok, allowed in _CONFIG_RULES:
+        for name in names:
+            v = getattr(c, name)
+            ok_type = type_ok(v)
+            if not (ok_type and value_ok(v)): raise ValueError(f"{name} must be {allowed}, not {_shown(v, ok_type)}")
     if c.gamma != 0 and c.loss != "ref_free":
         raise ValueError(f"gamma (the target reward margin) applies to loss 'ref_free' only, not to {c.loss!r}")
+    opts = [p for p in inspect.signature(WEIGHTERS[c.weighter].__init__).parameters
+            if p not in ("self", "n_refs", "seed")]
+    extra = sorted(set(c.weighter_kwargs) - set(opts))
+    if extra: raise ValueError(f"weighter_kwargs has option(s) {extra} that weighter {c.weighter!r} does not take "
+                               f"(its options: {opts or 'none'})")
+    if c.weighter == "single" and c.loss != "ref_free" and "k" not in c.weighter_kwargs:
+        raise ValueError("weighter 'single' needs weighter_kwargs k, the index of the one reference to use")
     if c.references is not None: c.references = list(c.references)
     c.lora_targets, c.eval_splits, c.adam_betas = list(c.lora_targets), list(c.eval_splits), list(c.adam_betas)
+
+# %% ../nbs/05_training.ipynb #d2a8f6b3
+class NoResult(ValueError):
+    """A run that ended without a result: no optimiser step trained (every step skipped as non-finite), or a final
+    metric it was asked for (each evaluation split's accuracy) is missing. Raised after the run's log and
+    `summary.json` (status "failed: ...") are written; the message is the reason."""
 
 # %% ../nbs/05_training.ipynb #ae941109
 @patch
@@ -129,8 +185,8 @@ def save(self: TrainConfig, path):
 
 @patch(cls_method=True)
 def load(cls: TrainConfig, path) -> TrainConfig:
-    "Read a config written by `save`."
-    return cls.from_json(Path(path).read_text())
+    "Read a config written by `save` (a damaged file: `DamagedFile` naming it)."
+    return cls.from_dict(read_json(path))
 
 # %% ../nbs/05_training.ipynb #5ad630af
 def cpu_has_native_bf16() -> bool:
@@ -319,6 +375,49 @@ def pair_losses(logps: torch.Tensor, lengths: torch.Tensor, ref: dict | None, al
         k = _single_column(alpha, rc.shape[1], kind)
         return LOSSES["dpo"](pc, pr, rc[:, k], rr[:, k], beta=beta, validate=False)
     return LOSSES[fn](pc, pr, rc, rr, alpha, beta=beta, validate=False)
+
+# %% ../nbs/05_training.ipynb #a3e7c1d9
+def _first_bad(scores, split: str, rows: np.ndarray, bad: np.ndarray, values: np.ndarray) -> str:
+    "How many entries of `bad` (N, K) hold, and the first: pair id, reference, value."
+    i, k = (int(x) for x in np.argwhere(bad)[0])
+    return (f"{int(bad.sum())} value(s) of split {split!r} are not, the first pair {scores.ids[rows[i]]!r} under "
+            f"reference {scores.names[k]!r}: {values[i, k].item()!r}")
+
+def _check_rows(scores, split: str, rows: np.ndarray, allow_nonfinite: bool) -> int:
+    "Check the reference values of `rows`; the number of pairs with a non-finite value (where those are allowed)."
+    for f in ("lengths_chosen", "lengths_rejected"):
+        v = getattr(scores, f)[rows]
+        if (v <= 0).any():
+            raise ValueError(f"score table: {f} must be > 0 (a reply has at least one token), but "
+                             f"{_first_bad(scores, split, rows, v <= 0, v)}")
+    nonfinite = np.zeros(len(rows), dtype=bool)
+    for f in ("logps_chosen", "logps_rejected"):
+        v = getattr(scores, f)[rows]
+        fin = np.isfinite(v)
+        if not fin.all() and not allow_nonfinite:
+            raise ValueError(f"score table: {f} must be finite, but {_first_bad(scores, split, rows, ~fin, v)}")
+        nonfinite |= ~fin.all(1)
+        pos = fin & (np.where(fin, v, 0.0) > LOGP_TOL)
+        if pos.any():
+            raise ValueError(f"score table: {f} must be log-probabilities <= 0, but "
+                             f"{_first_bad(scores, split, rows, pos, v)} (logits, or sums with the wrong sign?)")
+    return int(nonfinite.sum())
+
+def check_scores(scores, splits: dict, skip_nonfinite: Sequence[str] = ("train",), show: int = 3) -> dict:
+    """Check the score table once for the pairs a run uses: `splits` maps a split name to its pair ids (or a dataset
+    with an "id" column). Missing ids, lengths <= 0, positive or non-finite log-probs (non-finite ones are allowed in
+    the splits of `skip_nonfinite`) are a one-line ValueError. Returns {split: pairs with a non-finite value}."""
+    have, out = set(scores.ids), {}
+    for split, ids in splits.items():
+        ids = [str(i) for i in (ids["id"] if hasattr(ids, "column_names") else ids)]
+        missing = [i for i in ids if i not in have]
+        if missing:
+            more = f" and {len(missing) - show} more" if len(missing) > show else ""
+            raise ValueError(f"the score table lacks {len(missing)} of the {len(ids)} pair ids of split {split!r}: "
+                             f"{', '.join(map(repr, missing[:show]))}{more} (score the references on every pair the "
+                             f"run uses)")
+        out[split] = _check_rows(scores, split, scores.rows(ids), split in skip_nonfinite)
+    return out
 
 # %% ../nbs/05_training.ipynb #d289a444
 def micro_batches(
@@ -627,28 +726,100 @@ def save_checkpoint(
 
 # %% ../nbs/05_training.ipynb #c2395a53
 def latest_checkpoint(ckpt_root) -> Path | None:
-    "The newest complete checkpoint folder under `ckpt_root`, or None."
+    "The checkpoint folder that `ckpt_root/latest` names, if it holds a state.json; else None."
     f = Path(ckpt_root) / "latest"
-    if not f.exists(): return None
-    p = Path(ckpt_root) / f.read_text().strip()
-    return p if (p / "state.json").exists() else None
+    try: name = f.read_text().strip()
+    except (OSError, UnicodeDecodeError): return None
+    p = Path(ckpt_root) / name
+    return p if re.fullmatch(r"step_\d{6}", name) and (p / "state.json").exists() else None
 
-def load_checkpoint(path, model, optimizer) -> dict:
-    "Restore adapter, optimizer and global RNG states from checkpoint folder `path`; returns its `state.json`."
+def checkpoint_candidates(ckpt_root) -> list[Path]:
+    "Checkpoint folders to resume from, best first: the one `latest` names, then the others, newest first."
+    root = Path(ckpt_root)
+    folders = sorted((p for p in root.glob("step_*") if p.is_dir() and re.fullmatch(r"step_\d{6}", p.name)),
+                     reverse=True)
+    first = latest_checkpoint(root)
+    return ([first] if first else []) + [p for p in folders if p != first]
+
+def remove_temporary_checkpoints(ckpt_root) -> list[str]:
+    "Remove the `.tmp_step_*` folders that a run killed while writing a checkpoint left behind; their names."
+    gone = sorted(p.name for p in Path(ckpt_root).glob(".tmp_step_*"))
+    for n in gone: shutil.rmtree(Path(ckpt_root) / n, ignore_errors=True)
+    return gone
+
+# %% ../nbs/05_training.ipynb #d4f8b2a6
+def _tensors(path: Path) -> dict:
+    "The tensors of a safetensors file; DamagedFile if it is missing or does not read."
+    if not path.exists(): raise DamagedFile(path, "missing")
+    try: return load_file(path)
+    except Exception as e: raise DamagedFile(path, f"unreadable safetensors ({str(e).splitlines()[0][:120]})") from None
+
+def _json(path: Path) -> dict:
+    "A JSON object the checkpoint must hold; DamagedFile if it is missing, not JSON or not an object."
+    obj = read_json(path, default=None)
+    if obj is None: raise DamagedFile(path, "missing")
+    return obj
+
+def _check_rng(path: Path, t: dict, j) -> None:
+    "Try the saved RNG states on scratch generators (nothing global changes); DamagedFile if one does not load."
+    try:
+        torch.Generator().set_state(t["torch"])
+        ns, py = j["numpy"], j["python"]
+        np.random.RandomState().set_state((ns[0], np.array(ns[1], dtype=np.uint32), ns[2], ns[3], ns[4]))
+        random.Random().setstate((py[0], tuple(py[1]), py[2]))
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError, RuntimeError) as e:
+        why = f"{type(e).__name__}: {str(e).splitlines()[0][:80]}" if str(e) else type(e).__name__
+        raise DamagedFile(path, f"rng: not a saved RNG state ({why})") from None
+
+def _check_optimizer(path: Path, tensors: dict, meta: dict, optimizer) -> dict:
+    "The optimiser state of `meta` + `tensors` if it fits `optimizer` (groups, parameters, moment shapes)."
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    try:
+        sd = optimizer_from_safe(tensors, meta)
+        sizes = [len(g["params"]) for g in sd["param_groups"]]
+        ok = sizes == [len(g["params"]) for g in optimizer.param_groups] and all(
+            torch.is_tensor(v) and (v.dim() == 0 or v.shape == params[pid].shape)
+            for pid, st in sd["state"].items() for v in st.values())
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise DamagedFile(path, f"not an optimiser state ({type(e).__name__}: {e})") from None
+    if not ok: raise DamagedFile(path, "the optimiser state does not fit the adapter's parameters")
+    return sd
+
+# %% ../nbs/05_training.ipynb #e7a3c9d1
+def read_checkpoint(path, model, optimizer) -> dict:
+    """Read checkpoint folder `path` back and check every file against `model` and `optimizer`, changing nothing:
+    `DamagedFile` naming the file and the problem. Returns {state, adapter, optimizer, rng}."""
     path = Path(path)
+    state = _json(path / "state.json")
     params = trainable_parameters(model)
-    saved = load_file(path / "adapter.safetensors")
-    if set(saved) != set(params): raise ValueError(f"checkpoint {path}: adapter parameters differ from the model's")
-    if not (path / "optimizer.safetensors").exists():
+    saved = _tensors(path / "adapter.safetensors")
+    if set(saved) != set(params):
+        raise DamagedFile(path / "adapter.safetensors", "adapter parameters differ from the model's")
+    bad = [n for n, p in params.items() if saved[n].shape != p.shape or not torch.isfinite(saved[n]).all()]
+    if bad: raise DamagedFile(path / "adapter.safetensors", f"{len(bad)} tensor(s) of the wrong shape or not finite, "
+                                                            f"the first {bad[0]}")
+    if not (path / "optimizer.safetensors").exists() and not (path / "optimizer.json").exists():
         raise ValueError(f"checkpoint {path} has no optimiser state (written under FSDP or DeepSpeed): it cannot be "
                          "resumed")
+    opt = _check_optimizer(path / "optimizer.json", _tensors(path / "optimizer.safetensors"),
+                           _json(path / "optimizer.json"), optimizer)
+    rng = _tensors(path / "rng.safetensors")
+    _check_rng(path / "state.json", rng, state.get("rng"))
+    return dict(state=state, adapter=saved, optimizer=opt, rng=rng)
+
+def load_checkpoint(path, model, optimizer) -> dict:
+    """Restore adapter, optimizer and global RNG states from checkpoint folder `path`, once every file is checked
+    (`read_checkpoint`); returns its `state.json`."""
+    ck = read_checkpoint(path, model, optimizer)
+    _apply_checkpoint(ck, model, optimizer)
+    return ck["state"]
+
+def _apply_checkpoint(ck: dict, model, optimizer):
+    "Copy what `read_checkpoint` read into the adapter, the optimiser and the global RNGs."
     with torch.no_grad():
-        for n, p in params.items(): p.copy_(saved[n])
-    optimizer.load_state_dict(optimizer_from_safe(load_file(path / "optimizer.safetensors"),
-                                                  json.loads((path / "optimizer.json").read_text())))
-    state = json.loads((path / "state.json").read_text())
-    set_rng_state(load_file(path / "rng.safetensors"), state["rng"])
-    return state
+        for n, p in trainable_parameters(model).items(): p.copy_(ck["adapter"][n])
+    optimizer.load_state_dict(ck["optimizer"])
+    set_rng_state(ck["rng"], ck["state"]["rng"])
 
 # %% ../nbs/05_training.ipynb #73d02d1e
 def batch_order(n: int, batch_size: int, epochs: int = 1, seed: int = 0) -> list[np.ndarray]:
@@ -688,6 +859,7 @@ class Trainer:
     def setup(self) -> "Trainer":
         "Load the policy; prepare it and the optimiser with the accelerator; tokenise the splits; build the weighter."
         cfg = self.cfg
+        self._check_inputs()   # before any work: the splits and the reference values
         if self.accelerator is None:
             from accelerate import Accelerator
             process_state()   # the processes of a launch (gloo on CPUs, under DeepSpeed too)
@@ -711,6 +883,7 @@ class Trainer:
         self._make_weighter()
         self.state = dict(step=0, skipped=0, nonfinite=[], train_time=0.0, pairs=0, evals=[], last_alpha=None,
                           status="running", wall_time=0.0)
+        self.recovered = []   # damaged checkpoints met on resume: {checkpoint, problem}
         self.log = RunLog(self.run_dir / "metrics.jsonl" if self.run_dir else None, enabled=self.main)
         return self
 
@@ -726,22 +899,36 @@ def optimizer_sharded(self: Trainer) -> bool:
     return self.sharded or is_deepspeed(self.accelerator)
 
 @patch
+def _check_inputs(self: Trainer):
+    """Refuse, before any work, a run with no training pairs or an evaluation split without pairs, and check the
+    reference values of every split it uses once (`check_scores`), so the hot loop can trust them."""
+    cfg, sizes = self.cfg, {k: len(v) for k, v in self.splits.items()}
+    if not sizes.get("train"):
+        raise ValueError(f"the train split has no pairs: nothing to train (splits needs a non-empty 'train' split; "
+                         f"got sizes {sizes})")
+    absent = [s for s in cfg.eval_splits if not sizes.get(s)]
+    if absent: raise ValueError(f"eval_splits names {absent}, but the splits given have sizes {sizes}: evaluate "
+                                f"only on splits with pairs")
+    extra = ["val"] if cfg.weighter in ("vdw", "vaw") and "val_margins" not in cfg.weighter_kwargs else []
+    needed = ["train"] if cfg.loss == "ref_free" else list(dict.fromkeys(["train", *cfg.eval_splits, *extra]))
+    self.needed = [s for s in needed if s in self.splits] if self.scores is not None else []
+    n_bad = check_scores(self.scores, {s: self.splits[s] for s in self.needed}) if self.needed else {}
+    if n_bad.get("train"):
+        warnings.warn(f"the score table has non-finite reference values for {n_bad['train']} training pair(s): their "
+                      f"mini-batches are skipped and counted (nonfinite={cfg.nonfinite!r})")
+
+@patch
 def _prepare_data(self: Trainer):
     "Tokenise the splits, cut the training order into mini-batches, look up every split's reference values."
     cfg = self.cfg
     self.enc = {k: encode_pairs(self.tok, ds, self.template, cfg.max_length) for k, ds in self.splits.items()}
-    if "train" not in self.enc: raise ValueError("splits needs a 'train' split")
     self.batches = batch_order(len(self.enc["train"]), cfg.batch_size, cfg.epochs, cfg.seed)
     if cfg.max_steps is not None: self.batches = self.batches[:cfg.max_steps]
     self.n_steps = len(self.batches)
     self.evals_at = set(eval_steps(self.n_steps, cfg.eval_points))
     self.K = len(self.scores.names) if self.scores is not None else 0
-    self.ref_values = {}  # per split: reference fields (N, K) float64, or None (no table, or the table lacks the split)
-    for k, e in self.enc.items():
-        try: self.ref_values[k] = self.scores.for_ids(e.ids) if self.scores is not None else None
-        except KeyError:
-            if k == "train" and cfg.loss != "ref_free": raise
-            self.ref_values[k] = None
+    # per split: reference fields (N, K) float64 for the splits the run uses (checked), else None
+    self.ref_values = {k: self.scores.for_ids(e.ids) if k in self.needed else None for k, e in self.enc.items()}
 
 @patch
 def _make_weighter(self: Trainer):
@@ -913,21 +1100,60 @@ def checkpoint(self: Trainer, step: int):
     save_checkpoint(self.run_dir / "checkpoints", step, self.policy, opt, state, keep=self.cfg.keep_checkpoints,
                     adapter=adapter)
 
+_RESUME_FIELDS = {   # state.json entry: (check, what is allowed)
+    "step": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "skipped": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "pairs": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "train_time": (lambda v: _real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "wall_time": (lambda v: _real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "nonfinite": (lambda v: isinstance(v, list), "a list"),
+    "evals": (lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v), "a list of dicts"),
+    "last_alpha": (lambda v: v is None or (_seq(v) and all(map(_real, v))), "None or a list of numbers"),
+    "status": (lambda v: isinstance(v, str), "a string"),
+}
+
 @patch
-def resume(self: Trainer) -> bool:
-    "Continue from the latest checkpoint in the run folder, if there is one."
-    if self.run_dir is None: return False
-    ck = latest_checkpoint(self.run_dir / "checkpoints")
-    if ck is None: return False
-    st = load_checkpoint(ck, self.policy, self.opt)
+def _read_resumable(self: Trainer, ck: Path) -> dict:
+    """Read checkpoint `ck` and check that it continues this run: DamagedFile naming the file and the problem; a
+    ValueError if it is another run's (the config differs)."""
+    c, f = read_checkpoint(ck, self.policy, self.opt), ck / "state.json"
+    st = c["state"]
+    if not isinstance(st.get("config"), dict): raise DamagedFile(f, "no 'config' entry")
     mine, theirs = self.cfg.to_dict(), st["config"]
     diff = sorted(k for k in mine if k not in ("progress", "run_dir") and mine[k] != theirs.get(k))
     if diff: raise ValueError(f"cannot resume {ck}: the config differs in {diff}")
-    if self.weighter is not None: self.weighter.load_state_dict(st["weighter"])
-    self.state = {k: st[k] for k in self.state}
-    self.state["status"] = "running"
-    self.log.truncate(st["step"])
-    return True
+    for k, (ok, allowed) in _RESUME_FIELDS.items():
+        if k not in st: raise DamagedFile(f, f"no {k!r} entry")
+        if not ok(st[k]): raise DamagedFile(f, f"{k} must be {allowed}, not {_shown(st[k], _real(st[k]))}")
+    if st["step"] != int(ck.name[5:]) or st["step"] > self.n_steps:
+        raise DamagedFile(f, f"step {st['step']} does not fit the folder {ck.name} of a {self.n_steps}-step run")
+    if self.weighter is not None:
+        if "weighter" not in st: raise DamagedFile(f, "no 'weighter' entry")
+        try: copy.deepcopy(self.weighter).load_state_dict(st["weighter"])
+        except ValueError as e: raise DamagedFile(f, f"weighter: {e}") from None
+    return c
+
+@patch
+def resume(self: Trainer) -> bool:
+    """Continue from the newest good checkpoint in the run folder, if there is one. A damaged checkpoint is reported
+    (a warning naming the file and the problem, also kept in the summary's `damaged_checkpoints`) and the previous
+    one tried; with none left the run starts afresh (reported too)."""
+    if self.run_dir is None: return False
+    for ck in checkpoint_candidates(self.run_dir / "checkpoints"):
+        try: c = self._read_resumable(ck)
+        except DamagedFile as e:
+            self.recovered.append(dict(checkpoint=str(ck), problem=str(e)))
+            warnings.warn(f"damaged checkpoint, not resumed from: {e}"); continue
+        if self.weighter is not None: self.weighter.load_state_dict(c["state"]["weighter"])
+        _apply_checkpoint(c, self.policy, self.opt)
+        self.state = {k: c["state"][k] for k in self.state}
+        self.state["status"] = "running"
+        self.log.truncate(self.state["step"])
+        if self.recovered: warnings.warn(f"resumed from the previous good checkpoint {ck.name}")
+        return True
+    if self.recovered:
+        warnings.warn(f"no good checkpoint left in {self.run_dir / 'checkpoints'}: the run starts afresh")
+    return False
 
 # %% ../nbs/05_training.ipynb #b8f177df
 @patch
@@ -952,6 +1178,7 @@ def summary(self: Trainer) -> dict:
         final={k: v for k, v in (ev[-1] if ev else {}).items() if k != "step"},
         initial={k: v for k, v in (ev[0] if ev else {}).items() if k != "step"},
         evals=ev,
+        damaged_checkpoints=getattr(self, "recovered", []),
     )
     for k, v in s["final"].items(): s[k] = v
     return plain(s)
@@ -961,6 +1188,8 @@ def _start(self: Trainer, resume: bool) -> float:
     "Write config.json, resume (or start a new log), evaluate before training; returns the clock's start."
     if self.run_dir is not None and self.main:
         write_json(self.run_dir / "config.json", dict(self.cfg.to_dict(), run_dir=str(self.run_dir)))
+        gone = remove_temporary_checkpoints(self.run_dir / "checkpoints")
+        if gone: warnings.warn(f"removed {len(gone)} temporary checkpoint folder(s) a killed run left: {gone}")
     if not (resume and self.resume()): self.log.clear()
     t_start = time.perf_counter() - self.state["wall_time"]
     if self.state["step"] == 0 and 0 in self.evals_at and self.n_steps > 0:
@@ -994,6 +1223,8 @@ def _finish(self: Trainer, t_start: float) -> dict:
     "Wait for every process; write summary.json and the final adapter (PEFT format); return the summary."
     self.accelerator.wait_for_everyone()   # every process finishes its steps before the main one reports
     if self.state["status"] == "running" and self.state["step"] == self.n_steps: self.state["status"] = "completed"
+    reason = self._no_result() if self.state["status"] == "completed" else None
+    if reason: self.state["status"] = f"failed: {reason}"
     self.state["wall_time"] = time.perf_counter() - t_start
     summary = self.summary()
     adapter = self.adapter_state() if self.sharded and self.state["status"] == "completed" else None
@@ -1007,7 +1238,20 @@ def _finish(self: Trainer, t_start: float) -> dict:
         warnings.warn(
             f"{self.state['status']}; report in {self.run_dir / 'summary.json' if self.run_dir else 'the summary'}"
         )
+    if reason: raise NoResult(reason)
     return summary
+
+@patch
+def _no_result(self: Trainer) -> str | None:
+    "Why the run has no result, or None: no optimiser step trained, or a final accuracy asked for is missing."
+    st = self.state
+    if st["step"] - st["skipped"] <= 0:
+        return f"no optimiser step trained: all {st['step']} steps were skipped as non-finite"
+    last = st["evals"][-1] if st["evals"] else {}
+    missing = [f"{s}/accuracy" for s in self.cfg.eval_splits if last.get("step") != st["step"]
+               or not (_real(last.get(f"{s}/accuracy")) and math.isfinite(last[f"{s}/accuracy"]))]
+    if missing: return f"the final metric(s) {missing} are missing after step {st['step']}"
+    return None
 
 # %% ../nbs/05_training.ipynb #078f6d79
 @patch

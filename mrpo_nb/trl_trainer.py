@@ -6,18 +6,18 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/trl.html.md"""
 
 # %% ../nbs/10_trl.ipynb #0f64412b
 from __future__ import annotations
-import copy, json, warnings
+import copy, warnings
 from pathlib import Path
 import numpy as np
 import torch
-from .core import write_json
+from .core import write_json, read_json, DamagedFile
 from .losses import LOSSES
 from .scoring import ScoreTable, tokenize_pair
 from .weighters import Weighter, make_weighter
 
 # %% auto #0
 __all__ = ['TRL_RANGE', 'LOSS_KINDS', 'WEIGHTER_STATE', 'require_trl', 'encode_example', 'pair_rows', 'reference_ell',
-           'batch_losses', 'MultiReferenceMixin', 'MultiReferenceDPOTrainer']
+           'batch_losses', 'MultiReferenceMixin', 'read_weighter_state', 'MultiReferenceDPOTrainer']
 
 # %% ../nbs/10_trl.ipynb #bba1ea55
 TRL_RANGE = (">=1.16", "<1.17")   # what the `bench` extra pins and this trainer is tested with
@@ -288,10 +288,26 @@ def _save_checkpoint(self: MultiReferenceMixin, model, trial):
 def _load_optimizer_and_scheduler(self: MultiReferenceMixin, checkpoint):
     super(MultiReferenceMixin, self)._load_optimizer_and_scheduler(checkpoint)
     if checkpoint is None or self.weighter is None: return
+    state, self.last_alpha = read_weighter_state(checkpoint, self.weighter)
+    self.weighter.load_state_dict(state)
+
+# %% ../nbs/10_trl.ipynb #a7c3e9f1
+def read_weighter_state(checkpoint, weighter: Weighter) -> tuple[dict, list | None]:
+    """The weighter state and last α saved in TRL checkpoint folder `checkpoint`, checked against `weighter` (on a
+    copy: nothing changes). A missing file is a FileNotFoundError; a truncated or incomplete one, or one whose state
+    does not fit `weighter`, a `DamagedFile` naming the file and the problem."""
     f = Path(checkpoint) / WEIGHTER_STATE
     if not f.exists(): raise FileNotFoundError(f"{f} is missing: this checkpoint holds no weighter state to resume")
-    st = json.loads(f.read_text())
-    self.weighter.load_state_dict(st["weighter"]); self.last_alpha = st["last_alpha"]
+    st = read_json(f)
+    missing = [k for k in ("weighter", "last_alpha") if k not in st]
+    if missing: raise DamagedFile(f, f"no {missing} entry: not a whole weighter checkpoint")
+    la = st["last_alpha"]
+    if not (la is None or (isinstance(la, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                       for x in np.ravel(np.asarray(la, dtype=object))))):
+        raise DamagedFile(f, f"last_alpha must be None or a list of numbers, not {la!r}")
+    try: copy.deepcopy(weighter).load_state_dict(st["weighter"])
+    except ValueError as e: raise DamagedFile(f, f"weighter: {e}") from None
+    return st["weighter"], la
 
 # %% ../nbs/10_trl.ipynb #70349421
 _TRAINER_CLASS = None
