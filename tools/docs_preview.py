@@ -43,7 +43,9 @@ def markdown(text: str) -> str:
         parts += [_MATH.sub(math, text[last:m.start()]), m.group(0)]
         last = m.end()
     parts.append(_MATH.sub(math, text[last:]))
-    out = _md.render("".join(parts))
+    # Pandoc's link attributes ([source](url){target="_blank" ...}, in show_doc's output) are Quarto's, not CommonMark's
+    src = re.sub(r"(\]\([^)\s]+\))\{[^}\n]*\}", r"\1", "".join(parts))
+    out = _md.render(src)
     out = re.sub(r"MATHHELD(\d+)END", lambda m: held[int(m.group(1))], out)
     return _local_images(out)
 
