@@ -1081,9 +1081,9 @@ RATES = {"cpu": dict(score=1.2e11, train=3.7e10,
                           "trains ~0.7 pairs/s"),
          "gpu": dict(score=1.5e14, train=6e13,
                      note="assumed, not measured: one H100-class GPU in bf16 sustaining ~15% (scoring) and ~6% "
-                          "(training) of its ~990 TFLOP/s dense peak, as small micro-batches are bound by per-step "
-                          "host overhead (kernel launches, host syncs), not by matmuls; benchmarks/gpu_check.py "
-                          "measures it")}
+                          "(training) of its ~990 TFLOP/s dense peak, since a small policy's steps are bound by "
+                          "per-step host overhead (kernel launches, host syncs) more than by matmuls; "
+                          "benchmarks/gpu_check.py measures it")}
 """Effective FLOP/s of scoring (forward: 2 per body parameter and token, 2 per head parameter and reply token) and of
 LoRA training with a frozen base (4 and 4) that `plan` divides by."""
 
