@@ -23,7 +23,7 @@ __all__ = ['SCORES_FORMAT', 'encode_text', 'reply_text', 'tokenize_pair', 'pad_p
            'common_prefix', 'packed_forward', 'packed_logps', 'length_batches', 'Reference', 'weights_identity',
            'resolve_reference', 'canonical_rows', 'data_fingerprint', 'destroy_process_group_at_exit',
            'deepspeed_launch', 'process_state', 'tokenize_rows', 'score_reference', 'score_references',
-           'reference_accuracy', 'format_accuracy']
+           'gather_in_order', 'reference_accuracy', 'format_accuracy']
 
 # %% ../nbs/02_scoring.ipynb #2fa4c5c6
 def _adds_bos(tokenizer) -> bool:
@@ -630,6 +630,7 @@ def tokenize_rows(ref: Reference, rows: Sequence[dict], max_length: int = 1024, 
     seqs, skipped = [], []
     for r in rows:
         pair = []
+        before = stats.get("fallback", 0) if stats is not None else 0
         for which in ("chosen", "rejected"):
             try: p, y = tokenize_pair(ref.tokenizer, r["prompt"], r[which], ref.template, stats=stats)
             except ValueError as e: raise ValueError(f"pair {r['id']!r} ({which}): {e}") from None
@@ -638,6 +639,7 @@ def tokenize_rows(ref: Reference, rows: Sequence[dict], max_length: int = 1024, 
                                  f"{ref.name!r}, more than max_length={max_length}. Filter the data first "
                                  f"(mrpo_nb.data.filter_pairs), raise max_length, or pass on_long='skip'.")
             pair.append((p, y))
+        if stats is not None: stats["fallback_pairs"] = stats.get("fallback_pairs", 0) + (stats["fallback"] > before)
         if any(len(p) + len(y) > max_length for p, y in pair): skipped.append(r["id"]); pair = [None, None]
         seqs.extend(pair)
     return seqs, skipped
@@ -740,6 +742,13 @@ def _check_score_args(max_length, token_budget, side, on_long, save_every, save_
         if not isinstance(v, (bool, np.bool_)): raise _refuse(name, v, "True or False", True)
 
 # %% ../nbs/02_scoring.ipynb #101de595
+def _fallback_note(name: str, stats: dict, n_pairs: int) -> str:
+    "One line: how many pairs (replies) of reference `name` took the prompt/reply prefix fallback, and what it means."
+    return (f"reference {name!r}: {stats['fallback_pairs']} of {n_pairs} pairs ({stats['fallback']} of "
+            f"{stats['pairs']} replies) took the prefix fallback: under its tokenizer the prompt's last tokens merge "
+            "with the reply's first, so those replies are tokenised on their own after the prompt's tokens, "
+            "not as the model would have produced them")
+
 def score_reference(ref: Reference, rows: Sequence[dict], cache_dir, max_length: int = 1024, token_budget: int = 16384,
                     side: str = "right", on_long: str = "error", save_every: int = 32, save_every_s: float = 60.0,
                     progress: bool = True, on_batch: Callable | None = None, rebuild: bool = False,
@@ -749,6 +758,7 @@ def score_reference(ref: Reference, rows: Sequence[dict], cache_dir, max_length:
     _check_score_args(max_length, token_budget, side, on_long, save_every, save_every_s, progress, rebuild, pack)
     state, cache_dir, stats = process_state(), _check_writable(cache_dir), {}
     seqs, skipped = tokenize_rows(ref, rows, max_length, on_long, stats)
+    if stats.get("fallback") and state.is_main_process: warnings.warn(_fallback_note(ref.name, stats, len(rows)))
     fp = data_fingerprint(rows)
     key = dict(format=SCORES_FORMAT, identity=ref.identity, template=ref.template or "own", max_length=int(max_length),
                data=fp, n_pairs=len(rows), compute=_compute_kind(ref.model), on_long=on_long)
@@ -773,7 +783,8 @@ def score_reference(ref: Reference, rows: Sequence[dict], cache_dir, max_length:
     missing = [i for i, q in enumerate(seqs) if q is not None and i not in done]
     if missing: raise RuntimeError(f"{ref.name}: {len(missing)} sequences were not scored")
     info = dict(key=key, status="resumed" if n_resumed else status, resumed_sequences=n_resumed,
-                fallback=stats.get("fallback", 0), tokenised=stats.get("pairs", 0), skipped=skipped,
+                fallback=stats.get("fallback", 0), fallback_pairs=stats.get("fallback_pairs", 0),
+                tokenised=stats.get("pairs", 0), skipped=skipped,
                 seconds=round(time.time() - t0, 3), scored_sequences=len(mine), processes=state.num_processes,
                 packed=bool(packed))
     if state.is_main_process: _save_scores(final, part, key, info, logps, lengths)
@@ -812,6 +823,40 @@ def score_references(specs, ds, cache_dir, max_length: int = 1024, token_budget:
     if bad: raise ValueError(f"the scores cannot be used: {bad[0]}" + (f" (and {len(bad) - 1} more)" if bad[1:] else "")
                              + "; is the model broken, or in fp16?")
     return table
+
+# %% ../nbs/02_scoring.ipynb #739bcf8a
+def _merge_in_order(parts, n_total: int) -> list:
+    "Merge each process's `(row, value)` pairs into one list in row order; a repeated row counts once."
+    out, seen = [None] * n_total, [False] * n_total
+    for part in parts:
+        for i, v in part:
+            if not seen[i]: out[i], seen[i] = v, True
+    missing = [i for i, s in enumerate(seen) if not s]
+    if missing:
+        raise RuntimeError(f"{len(missing)} of {n_total} rows have a value from no process (e.g. row {missing[0]}): "
+                           "the processes' local_indices must cover 0..n_total-1")
+    return out
+
+def gather_in_order(values, local_indices, n_total: int):
+    """Gather this process's `values` for rows `local_indices` (of `0..n_total-1`) from every process, in row order.
+    `values`: one value per local row (-> a list), or a dict of such sequences (-> a dict of numpy arrays)."""
+    _check_int("n_total", n_total, lo=0)
+    idx = [int(i) for i in local_indices]
+    bad = [i for i in idx if not 0 <= i < n_total]
+    if bad: raise ValueError(f"local_indices must lie in 0..{n_total - 1} (n_total={n_total}), not {bad[0]}")
+    keys = list(values) if isinstance(values, dict) else None
+    rows = list(zip(*(values[k] for k in keys))) if keys is not None else list(values)
+    if keys is not None and any(len(values[k]) != len(idx) for k in keys) or len(rows) != len(idx):
+        raise ValueError(f"values must hold one value per local row: {len(idx)} local_indices, "
+                         f"{[len(values[k]) for k in keys] if keys is not None else len(rows)} values")
+    parts = [list(zip(idx, rows))]
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, list(zip(idx, rows)))
+    merged = _merge_in_order(parts, n_total)
+    if keys is None: return merged
+    return {k: np.array([r[j] for r in merged]) for j, k in enumerate(keys)}
 
 # %% ../nbs/02_scoring.ipynb #f1673cd2
 def reference_accuracy(table: ScoreTable, splits: dict | None = None) -> dict[str, dict[str, float]]:
