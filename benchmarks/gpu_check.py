@@ -284,7 +284,6 @@ def _agree(a, b, n_tokens, per_token_tol: float) -> tuple[bool, float]:
 
 def _arch_scores(r: Report, arch: str, model, units, pad_id: int, tol: float, tag: str) -> dict:
     "packed(+prefix cache) vs padded vs naive for `units` on `model`; records the checks; returns the figures."
-    from mrpo_nb import scoring
     from mrpo_nb.scoring import can_pack, common_prefix, pad_pairs, packed_logps, reply_logps
     seqs = [(p, y) for p, ys in units for y in ys]
     n_tok = [len(y) for _, y in seqs]
@@ -298,10 +297,9 @@ def _arch_scores(r: Report, arch: str, model, units, pad_id: int, tol: float, ta
         ok, err = _agree(padded, naive, n_tok, tol)
         r.check(f"{arch}{tag}: padded = naive", ok, dict(max_err_per_token=err, tol=tol))
         longest = max(len(p) + sum(map(len, ys)) for p, ys in units)
-        cfg = model.config.get_text_config()
-        full = getattr(scoring, "_full_attention_only", lambda c: None)(cfg)   # does the library cache the prefix?
-        res = dict(padded_vs_naive=err, can_pack=can_pack(model, longest), prefix=common_prefix(units),
-                   prefix_cached=bool(full) and common_prefix(units) >= 16)
+        packable = can_pack(model, longest)   # every packable model caches a shared prefix of >= 16 tokens
+        res = dict(padded_vs_naive=err, can_pack=packable, prefix=common_prefix(units),
+                   prefix_cached=packable and len(units) > 1 and common_prefix(units) >= 16)
         if res["can_pack"]:
             sums, _ = packed_logps(model, units, pad_id)
             ok, err = _agree(sums.tolist(), naive, n_tok, tol)
