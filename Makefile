@@ -67,11 +67,12 @@ check-clean: install-dev
 
 # MRPO_REQUIRE_WHEELS=1: a test that needs an offline wheel model fails when the wheel is missing, instead of skipping.
 # The TRL chapter (10_trl) tests against TRL, the `bench` extra: installed here, and MRPO_REQUIRE_TRL=1 makes its
-# tests fail rather than skip when TRL is missing; MRPO_REQUIRE_CHROMIUM and MRPO_REQUIRE_SHARED_DATA do the same for the browser
-# tests and the tests on the real samples in ../shared/data (mrpo_nb.testing.available_or_skip).
+# tests fail rather than skip when TRL is missing; MRPO_REQUIRE_CHROMIUM, MRPO_REQUIRE_SHARED_DATA and
+# MRPO_REQUIRE_TENSORBOARD do the same for the browser tests, the tests on the real samples in ../shared/data and the
+# experiment-tracking test (mrpo_nb.testing.available_or_skip).
 nbtest: install-dev install-models widget-assets chromium deepspeed
 	"$(PY)" -m pip install -q -e ".[bench]"
-	MRPO_REQUIRE_WHEELS=1 MRPO_REQUIRE_TRL=1 MRPO_REQUIRE_DEEPSPEED=1 MRPO_REQUIRE_CHROMIUM=1 MRPO_REQUIRE_SHARED_DATA=1 \
+	MRPO_REQUIRE_WHEELS=1 MRPO_REQUIRE_TRL=1 MRPO_REQUIRE_DEEPSPEED=1 MRPO_REQUIRE_CHROMIUM=1 MRPO_REQUIRE_SHARED_DATA=1 MRPO_REQUIRE_TENSORBOARD=1 \
 	  "$(PY)" tools/run_nbtests.py --flags slow
 
 # DeepSpeed (for the ZeRO-2 test of 05_training) ships as a source archive whose build imports torch: built against

@@ -23,9 +23,9 @@ __all__ = ['SWEEPABLE', 'GRID_FIELDS', 'DEFAULT_SPEC', 'LOSS_LABELS', 'WEIGHTER_
            'normalize_spec', 'sweep_axes', 'parse_method', 'expand_methods', 'spec_hash', 'grid', 'parse_shard',
            'shard_runs', 'ExperimentMismatch', 'folder_lock', 'versions', 'git_commit', 'open_experiment', 'load_pool',
            'make_splits', 'model_specs', 'prepare_data', 'split_datasets', 'default_cache_dir', 'score_experiment',
-           'evaluate_baseline', 'default_device', 'is_main_process', 'run_status', 'index_entry', 'write_index',
-           'provenance', 'ExperimentResult', 'run_experiment', 'results', 'results_table', 'load_experiment_spec',
-           'override', 'substitute_models', 'plan', 'format_plan']
+           'evaluate_baseline', 'is_main_process', 'run_status', 'index_entry', 'write_index', 'provenance',
+           'ExperimentResult', 'run_experiment', 'results', 'results_table', 'load_experiment_spec', 'override',
+           'substitute_models', 'plan', 'format_plan']
 
 # %% ../nbs/06_experiments.ipynb #6cd21dcd
 SWEEPABLE = ("beta", "lr", "gamma", "lora_r")
@@ -655,18 +655,11 @@ def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None
         write_json(f, old)
     return old
 
-def default_device(local_rank: int | None = None):
-    """The device this process loads models on: `cuda:LOCAL_RANK` where CUDA is available, so that each process of a
-    launch takes its own GPU (`local_rank`, else the launcher's `LOCAL_RANK`, else 0); the CPU otherwise."""
-    import torch
-    if not torch.cuda.is_available(): return torch.device("cpu")
-    if local_rank is None: local_rank = int(os.environ.get("LOCAL_RANK") or 0)
-    return torch.device("cuda", int(local_rank))
-
 def _load_policy(spec: str, load_in_4bit: bool = False):
-    "The untrained policy on this process's device (`default_device`), in 4-bit NF4 when the experiment trains so."
+    "The untrained policy on this process's device (training's `process_device`), in 4-bit NF4 when the run trains so."
     from mrpo_nb.models import load_model
-    return load_model(spec, device=default_device(), load_in_4bit=load_in_4bit)
+    from mrpo_nb.training import process_device
+    return load_model(spec, device=process_device(), load_in_4bit=load_in_4bit)
 
 def _launch():
     "accelerate's process state under a launch of several processes; None for one process (no collectives)."

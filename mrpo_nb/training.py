@@ -6,7 +6,7 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/training.html.md"""
 
 # %% ../nbs/05_training.ipynb #ee0874ef
 from __future__ import annotations
-import contextlib, copy, inspect, json, math, numbers, os, random, re, shutil, time, warnings
+import contextlib, copy, importlib.util, inspect, json, math, numbers, os, random, re, shutil, time, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,23 +18,27 @@ from safetensors.torch import save_file, load_file
 
 from .core import atomic_write, write_json, plain, read_json, DamagedFile
 from .scoring import (tokenize_pair, pad_pairs, reply_logps, pack_units, packed_forward, can_pack,
-                             destroy_process_group_at_exit, deepspeed_launch, process_state)
+                             destroy_process_group_at_exit, deepspeed_launch, process_state, gather_in_order)
 from .losses import LOSSES, LOGP_TOL
 from .weighters import WEIGHTERS, make_weighter
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'WEIGHTER_LOG_FIELDS', 'METRIC_KEYS', 'TrainConfig',
-           'check_config', 'NoResult', 'cpu_has_native_bf16', 'resolve_dtype', 'add_lora', 'load_policy',
-           'trainable_parameters', 'EncodedPairs', 'encode_pairs', 'policy_batch', 'PolicyLogps', 'policy_module',
-           'policy_logps', 'reference_values', 'reference_margins', 'pair_losses', 'check_scores', 'micro_batches',
-           'is_deepspeed', 'micro_backward', 'configure_deepspeed', 'accumulate_gradients', 'eval_steps',
-           'policy_values', 'preference_accuracy', 'reward_accuracy', 'batch_alpha', 'grad_norm', 'step_or_skip',
-           'deepspeed_step', 'RewardProbe', 'observe_batch', 'RunLog', 'optimizer_to_safe', 'optimizer_from_safe',
-           'rng_state', 'set_rng_state', 'save_checkpoint', 'latest_checkpoint', 'checkpoint_candidates',
-           'remove_temporary_checkpoints', 'read_checkpoint', 'load_checkpoint', 'batch_order', 'Trainer', 'train']
+__all__ = ['LORA_TARGETS', 'TRACKERS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'WEIGHTER_LOG_FIELDS', 'METRIC_KEYS', 'TrainConfig',
+           'check_config', 'NoResult', 'cpu_has_native_bf16', 'resolve_dtype', 'lora_targets', 'add_lora',
+           'process_device', 'load_policy', 'trainable_parameters', 'EncodedPairs', 'encode_pairs', 'policy_batch',
+           'PolicyLogps', 'policy_module', 'policy_logps', 'reference_values', 'reference_margins', 'pair_losses',
+           'check_scores', 'micro_batches', 'is_deepspeed', 'micro_backward', 'configure_deepspeed',
+           'accumulate_gradients', 'eval_steps', 'policy_values', 'preference_accuracy', 'reward_accuracy',
+           'batch_alpha', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe', 'observe_batch', 'RunLog',
+           'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state', 'save_checkpoint',
+           'latest_checkpoint', 'checkpoint_candidates', 'remove_temporary_checkpoints', 'read_checkpoint',
+           'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer', 'train']
 
 # %% ../nbs/05_training.ipynb #70f4fc50
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                "qkv_proj", "gate_up_proj"]   # every attention and MLP projection, Phi-3's fused ones included
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow"}
+"`report_to` tracker name (as TRL and transformers name them, and accelerate's `log_with`) -> the module it needs."
 
 # loss kind -> (function in mrpo_nb.losses.LOSSES, length-normalised?)
 LOSS_KINDS = {"dpo": ("dpo", False), "ln_dpo": ("dpo", True), "mrpo": ("mrpo", True),
@@ -80,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     run_dir: str | None = None
     progress: bool = True                 # tqdm progress bar
+    report_to: str | list = "none"        # experiment trackers: "none", "all" (those installed) or names of TRACKERS
 
     def __post_init__(self): check_config(self)
 
@@ -123,6 +128,20 @@ def _shown(v, type_ok: bool = True) -> str:
     r = repr(v) if len(repr(v)) <= 80 else repr(v)[:77] + "..."
     return r if type_ok else f"{r} ({type(v).__name__})"
 
+def _check_report_to(v):
+    "`report_to` as TRL takes it: 'none', 'all', one tracker name or a list of them (each one installed)."
+    allowed = f"'none', 'all' or a list of tracker names from {list(TRACKERS)}"
+    if isinstance(v, str) and v in ("none", "all"): return v
+    names = [v] if isinstance(v, str) else v
+    if not (_seq(names) and all(isinstance(x, str) for x in names)) or len(set(names)) != len(names):
+        raise ValueError(f"report_to must be {allowed}, not {_shown(v, isinstance(v, (str, list, tuple)))}")
+    for x in names:
+        if x not in TRACKERS: raise ValueError(f"unknown tracker {x!r}: report_to must be {allowed}")
+        if importlib.util.find_spec(TRACKERS[x]) is None:
+            raise ValueError(f"report_to asks for {x!r}, which is not installed: pip install {TRACKERS[x]} "
+                             f"(or leave it out of report_to)")
+    return list(names)
+
 def check_config(c: TrainConfig):
     """Refuse a `TrainConfig` with a field of the wrong type or out of range: a one-line ValueError naming the field,
     the value (and its type when that is wrong) and what is allowed. Normalises numpy scalars and the lists."""
@@ -146,6 +165,7 @@ def check_config(c: TrainConfig):
                                f"(its options: {opts or 'none'})")
     if c.weighter == "single" and c.loss != "ref_free" and "k" not in c.weighter_kwargs:
         raise ValueError("weighter 'single' needs weighter_kwargs k, the index of the one reference to use")
+    c.report_to = _check_report_to(c.report_to)
     if c.references is not None: c.references = list(c.references)
     c.lora_targets, c.eval_splits, c.adam_betas = list(c.lora_targets), list(c.eval_splits), list(c.adam_betas)
 
@@ -212,32 +232,80 @@ def resolve_dtype(name: str | None, device, cpu_bf16: bool | None = None) -> tor
     return dtype
 
 # %% ../nbs/05_training.ipynb #ff1c0214
+def _projections(model) -> set[str]:
+    "The names of the linear layers inside the decoder layers (attention and MLP projections, fused or not)."
+    return {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+            and ".layers." in n and ".lora_" not in n and not n.endswith("base_layer")}
+
+def lora_targets(model, targets: Sequence[str]) -> list[str]:
+    """The LoRA target names for `model`. The default `LORA_TARGETS` means every attention and MLP projection the
+    architecture has (q/k/v/o or Phi-3's fused qkv_proj, gate/up/down or its gate_up_proj): names it lacks are
+    skipped. A list of one's own must match: a name that is no module of `model` is refused (a typo, or a name
+    from another architecture, would otherwise train fewer projections than the config says)."""
+    have = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    found, missing = [t for t in targets if t in have], [t for t in targets if t not in have]
+    if missing and list(targets) != LORA_TARGETS or not found:
+        raise ValueError(f"lora_targets {missing} match no module of {type(model).__name__} (its projections: "
+                         f"{sorted(_projections(model))}): name only modules it has")
+    return found
+
 def add_lora(model, cfg: TrainConfig, seed: int | None = None):
-    "Wrap `model` with a LoRA adapter (peft) on those `cfg.lora_targets` it has; only the adapter trains."
+    """Wrap `model` with a LoRA adapter (peft) on `lora_targets(model, cfg.lora_targets)`; only the adapter trains.
+    With the default targets, a projection left without an adapter (a new architecture's name) is warned about."""
     from peft import LoraConfig, get_peft_model
-    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-    targets = [t for t in cfg.lora_targets if t in names]
-    if not targets:
-        raise ValueError(f"none of the LoRA targets {cfg.lora_targets} is a module of {type(model).__name__}")
+    targets = lora_targets(model, cfg.lora_targets)
     lc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
                     bias="none", task_type="CAUSAL_LM")
     for p in model.parameters(): p.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed if seed is None else seed)
-        return get_peft_model(model, lc)
+        peft_model = get_peft_model(model, lc)
+    bare = sorted(_projections(peft_model))
+    if bare and list(cfg.lora_targets) == LORA_TARGETS:
+        warnings.warn(f"LoRA leaves the projection(s) {bare} of {type(model).__name__} without an adapter: add their "
+                      "names to lora_targets")
+    return peft_model
 
-def load_policy(cfg: TrainConfig, device=None, loaded=None):
-    "The LoRA-wrapped policy for `cfg` and its tokenizer and template: `(model, tokenizer, template)`."
-    if cfg.load_in_4bit and not torch.cuda.is_available():
-        raise RuntimeError("4-bit NF4 quantisation (load_in_4bit=True) needs a CUDA GPU and bitsandbytes; "
-                           "this machine has no CUDA device: set load_in_4bit=False")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+# %% ../nbs/05_training.ipynb #b2a1c0d1
+def process_device(local_rank: int | None = None, n_gpus: int | None = None) -> torch.device:
+    """This process's device: CUDA GPU `local_rank` (default: the launch's LOCAL_RANK, else 0) where there are GPUs
+    (`n_gpus`, default: those visible), else the CPU. Each rank of a launch gets its own GPU, never GPU 0 for all;
+    with one visible GPU (a scheduler that binds one GPU per process) it is that one."""
+    n = torch.cuda.device_count() if n_gpus is None else n_gpus
+    if n == 0: return torch.device("cpu")
+    rank = int(os.environ.get("LOCAL_RANK", "0")) if local_rank is None else local_rank
+    if n == 1: return torch.device("cuda", 0)
+    if not 0 <= rank < n:
+        raise ValueError(f"local rank {rank} has no GPU: {n} are visible (launch at most {n} processes per machine)")
+    return torch.device("cuda", rank)
+
+def _check_4bit(cfg: TrainConfig, device: torch.device, loaded):
+    "Refuse `load_in_4bit` where it cannot hold: a policy handed in unquantised, no CUDA device, no bitsandbytes."
+    if not cfg.load_in_4bit: return
+    if loaded is not None and not getattr(loaded.model, "is_loaded_in_4bit", False):
+        raise ValueError("load_in_4bit=True, but the policy handed in (loaded=/policy=) is not 4-bit: it would train "
+                         "unquantised; hand in none (the trainer loads and quantises it) or one loaded in 4-bit")
+    if device.type != "cuda":
+        raise ValueError(f"load_in_4bit=True (4-bit NF4 through bitsandbytes) needs a CUDA GPU, and this policy "
+                         f"loads on {device}: run on a GPU, or set load_in_4bit=False")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ValueError("load_in_4bit=True (4-bit NF4) needs bitsandbytes, which is not installed: pip install "
+                         "'mrpo_nb[cuda]' (or set load_in_4bit=False)")
+
+def load_policy(cfg: TrainConfig, device=None, loaded=None, fsdp: bool = False):
+    """The LoRA-wrapped policy for `cfg` and its tokenizer and template: `(model, tokenizer, template)`, on `device`
+    (default: `process_device()`). Under FSDP (`fsdp`) the whole policy, base and adapter, is held in float32, one
+    dtype per flattened unit; the compute dtype then comes from FSDP's mixed precision (`Trainer.setup` sets it)."""
+    device = torch.device(device) if device is not None else process_device()
+    _check_4bit(cfg, device, loaded)
     dtype = resolve_dtype(cfg.dtype, device)
+    hold = torch.float32 if fsdp and not cfg.load_in_4bit else dtype
     if loaded is None:
         from mrpo_nb.models import load_model
-        loaded = load_model(cfg.policy, dtype=dtype, device=device, load_in_4bit=cfg.load_in_4bit)
+        loaded = load_model(cfg.policy, dtype=hold, device=device, load_in_4bit=cfg.load_in_4bit)
     model, tok, template = loaded.model, loaded.tokenizer, getattr(loaded, "template", None)
-    if not cfg.load_in_4bit: model = model.to(device=device, dtype=dtype)
+    if not cfg.load_in_4bit: model = model.to(device=device, dtype=hold)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
@@ -248,6 +316,7 @@ def load_policy(cfg: TrainConfig, device=None, loaded=None):
 def trainable_parameters(model) -> dict[str, torch.nn.Parameter]:
     "The parameters that train (the LoRA adapter), by name."
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
 
 # %% ../nbs/05_training.ipynb #b73ecba2
 @dataclass
@@ -457,7 +526,8 @@ def configure_deepspeed(accelerator, micro_batch_size: int, max_grad_norm: float
                         dtype: torch.dtype = torch.float32) -> dict:
     """Fit accelerate's DeepSpeed config to the trainer before `prepare`: ZeRO stage 1 or 2, the trainer's micro-batch
     size and gradient clipping, no accumulation of DeepSpeed's own (`micro_backward` sets each boundary), and bf16 or
-    fp16 mode when the policy is held in that dtype. Returns the config."""
+    fp16 mode when the policy is held in that dtype; in bf16 with the overflow check on (a non-finite step is
+    skipped, as in fp16). Returns the config."""
     conf = accelerator.state.deepspeed_plugin.deepspeed_config
     stage = int(conf.get("zero_optimization", {}).get("stage", 0))
     if stage not in (1, 2):
@@ -472,7 +542,21 @@ def configure_deepspeed(accelerator, micro_batch_size: int, max_grad_norm: float
                 gradient_accumulation_steps=1, train_batch_size=micro_batch_size * world)
     for key, dt in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
         conf.setdefault(key, {})["enabled"] = dtype == dt
+    if dtype == torch.bfloat16:   # skip a step whose gradients overflow (NaN/inf), as fp16 mode always does
+        if conf["bf16"].get("check_grad_overflow", True) is not True:
+            raise ValueError(f"the DeepSpeed config sets bf16.check_grad_overflow to "
+                             f"{conf['bf16']['check_grad_overflow']!r}: the trainer needs a non-finite step skipped")
+        if not _deepspeed_checks_bf16_overflow():
+            raise RuntimeError("this DeepSpeed has no bf16.check_grad_overflow, so a non-finite bf16 step would be "
+                               "applied: upgrade DeepSpeed (pip install -U deepspeed) or train in float32")
+        conf["bf16"]["check_grad_overflow"] = True
     return conf
+
+def _deepspeed_checks_bf16_overflow() -> bool:
+    "Does the installed DeepSpeed's bf16 config have `check_grad_overflow`?"
+    try: from deepspeed.runtime.precision_config import DeepSpeedBF16Config
+    except ImportError: return False
+    return "check_grad_overflow" in DeepSpeedBF16Config.model_fields
 
 
 # %% ../nbs/05_training.ipynb #04b7ae8d
@@ -530,11 +614,10 @@ def policy_values(
     was_training = model.training
     model.eval()
     out = {k: np.zeros(len(rows)) for k in ("logps_chosen", "logps_rejected", "lengths_chosen", "lengths_rejected")}
-    try:
-        pos = {r: j for j, r in enumerate(rows)}
-        for mb in micro_batches(enc.lengths(), rows, batch_size):
-            lp, n = policy_logps(model, enc, mb, pad_id, packed=packed)
-            lp, n, m, j = lp.double().cpu().numpy(), n.cpu().numpy(), len(mb), [pos[r] for r in mb]
+    try:   # by position, so that a row given twice (the padding of a short process) gets its values twice
+        for j in micro_batches(enc.lengths()[rows], range(len(rows)), batch_size):
+            lp, n = policy_logps(model, enc, [rows[i] for i in j], pad_id, packed=packed)
+            lp, n, m = lp.double().cpu().numpy(), n.cpu().numpy(), len(j)
             out["logps_chosen"][j], out["logps_rejected"][j] = lp[:m], lp[m:]
             out["lengths_chosen"][j], out["lengths_rejected"][j] = n[:m], n[m:]
     finally:
@@ -841,6 +924,27 @@ METRIC_KEYS = (
 )
 
 # %% ../nbs/05_training.ipynb #8d80c690
+def resolve_trackers(report_to) -> list[str]:
+    "The trackers `report_to` names ('none': none; 'all': each one of `TRACKERS` that is installed)."
+    if report_to == "none": return []
+    if report_to == "all": return [t for t, mod in TRACKERS.items() if importlib.util.find_spec(mod) is not None]
+    return list(report_to)
+
+def fsdp_mixed_precision(accelerator, dtype: torch.dtype):
+    """Under FSDP the policy is held in float32 (`load_policy(fsdp=True)`: FSDP flattens one dtype per unit, and a
+    bf16 base beside peft's fp32 LoRA weights fails with "Must flatten tensors with uniform dtype"); it computes in
+    `dtype` through FSDP's mixed precision: parameters gathered in `dtype`, gradients reduced and buffers (rotary
+    frequencies) kept in float32, outputs (the float64 log-prob sums) not cast. A launch's own policy is kept."""
+    plugin = accelerator.state.fsdp_plugin
+    if dtype == torch.float32 or plugin.mixed_precision_policy is not None: return
+    if plugin.fsdp_version == 2:
+        from torch.distributed.fsdp import MixedPrecisionPolicy
+        plugin.mixed_precision_policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+    else:
+        from torch.distributed.fsdp import MixedPrecision
+        plugin.mixed_precision_policy = MixedPrecision(param_dtype=dtype, reduce_dtype=torch.float32,
+                                                       buffer_dtype=torch.float32)
+
 class Trainer:
     "One training run, built from the parts above; `train` is the entry point."
     def __init__(self, config: TrainConfig, splits: dict, scores, run_dir=None, policy=None,
@@ -860,16 +964,27 @@ class Trainer:
         "Load the policy; prepare it and the optimiser with the accelerator; tokenise the splits; build the weighter."
         cfg = self.cfg
         self._check_inputs()   # before any work: the splits and the reference values
+        self.trackers = resolve_trackers(cfg.report_to)
+        if self.trackers and self.run_dir is None:
+            raise ValueError(f"report_to {cfg.report_to!r} needs a run folder (run_dir) for the trackers' files")
         if self.accelerator is None:
             from accelerate import Accelerator
             process_state()   # the processes of a launch (gloo on CPUs, under DeepSpeed too)
-            self.accelerator = Accelerator(cpu=not torch.cuda.is_available() and not deepspeed_launch())
+            self.accelerator = Accelerator(cpu=not torch.cuda.is_available() and not deepspeed_launch(),
+                                           log_with=self.trackers or None,
+                                           project_dir=str(self.run_dir / "trackers") if self.trackers else None)
+        elif self.trackers and not self.accelerator.log_with:
+            warnings.warn(f"report_to {cfg.report_to!r}, but the accelerator handed in logs to no tracker: build it "
+                          "with Accelerator(log_with=...) to track this run")
+            self.trackers = []
         self.main = self.accelerator.is_main_process
         if is_deepspeed(self.accelerator):
             configure_deepspeed(self.accelerator, cfg.micro_batch_size, cfg.max_grad_norm,
                                 resolve_dtype(cfg.dtype, self.accelerator.device))
         if self.accelerator.num_processes > 1: destroy_process_group_at_exit()
-        self.policy, self.tok, self.template = load_policy(cfg, device=self.accelerator.device, loaded=self._loaded)
+        if self.sharded: fsdp_mixed_precision(self.accelerator, resolve_dtype(cfg.dtype, self.accelerator.device))
+        self.policy, self.tok, self.template = load_policy(cfg, device=self.accelerator.device, loaded=self._loaded,
+                                                           fsdp=self.sharded)
         self.policy.train()
         opt = torch.optim.AdamW(trainable_parameters(self.policy).values(), lr=cfg.lr, betas=tuple(cfg.adam_betas),
                                 weight_decay=cfg.weight_decay)
@@ -954,18 +1069,14 @@ def _make_weighter(self: Trainer):
 # %% ../nbs/05_training.ipynb #050d563b
 @patch
 def values(self: Trainer, split: str, rows=None) -> dict:
-    "Policy values on `rows` of `split` (default all): the processes split the rows and gather the results."
-    from accelerate.utils import gather_object
+    """Policy values on `rows` of `split` (default all): the processes split the rows, each runs the same number of
+    forwards (the short ones repeat the last row), and `gather_in_order` puts every row's values back in its place."""
     enc, acc = self.enc[split], self.accelerator
     rows = list(range(len(enc))) if rows is None else [int(r) for r in rows]
-    with acc.split_between_processes(
-        rows, apply_padding=True
-    ) as mine:  # padded: the same number of forwards everywhere
-        v = policy_values(self.model, enc, mine, self.pad_id, self.cfg.eval_batch_size, self.cfg.pack_pairs)
-    if acc.num_processes == 1: return v
-    keys = list(v)
-    got = gather_object([tuple(float(v[k][j]) for k in keys) for j in range(len(mine))])[:len(rows)]
-    return {k: np.array([g[i] for g in got]) for i, k in enumerate(keys)}
+    with acc.split_between_processes(list(range(len(rows))), apply_padding=True) as mine:
+        v = policy_values(self.model, enc, [rows[j] for j in mine], self.pad_id, self.cfg.eval_batch_size,
+                          self.cfg.pack_pairs)
+    return v if acc.num_processes == 1 else gather_in_order(v, mine, len(rows))
 
 @patch
 def evaluate(self: Trainer, splits=None) -> dict:
@@ -1120,7 +1231,7 @@ def _read_resumable(self: Trainer, ck: Path) -> dict:
     st = c["state"]
     if not isinstance(st.get("config"), dict): raise DamagedFile(f, "no 'config' entry")
     mine, theirs = self.cfg.to_dict(), st["config"]
-    diff = sorted(k for k in mine if k not in ("progress", "run_dir") and mine[k] != theirs.get(k))
+    diff = sorted(k for k in mine if k not in ("progress", "run_dir", "report_to") and mine[k] != theirs.get(k))
     if diff: raise ValueError(f"cannot resume {ck}: the config differs in {diff}")
     for k, (ok, allowed) in _RESUME_FIELDS.items():
         if k not in st: raise DamagedFile(f, f"no {k!r} entry")
@@ -1191,10 +1302,43 @@ def _start(self: Trainer, resume: bool) -> float:
         gone = remove_temporary_checkpoints(self.run_dir / "checkpoints")
         if gone: warnings.warn(f"removed {len(gone)} temporary checkpoint folder(s) a killed run left: {gone}")
     if not (resume and self.resume()): self.log.clear()
+    self._start_tracking()
     t_start = time.perf_counter() - self.state["wall_time"]
     if self.state["step"] == 0 and 0 in self.evals_at and self.n_steps > 0:
-        ev = self.evaluate(); self.state["evals"].append(dict(step=0, **ev)); self.log.append(dict(step=0, **ev))
+        ev = self.evaluate(); self.state["evals"].append(dict(step=0, **ev)); self._record(dict(step=0, **ev))
     return t_start
+
+def _scalars(rec: dict) -> dict:
+    "A log record's numbers for a tracker: numbers and bools as floats, a list of numbers as `name/0`, `name/1`, ..."
+    out = {}
+    for k, v in plain(rec).items():
+        if k == "step": continue
+        if _real(v) or isinstance(v, bool): out[k] = float(v)
+        elif isinstance(v, list) and v and all(_real(x) for x in v):
+            out.update({f"{k}/{i}": float(x) for i, x in enumerate(v)})
+    return out
+
+@patch
+def _record(self: Trainer, rec: dict):
+    "Log one record: the run's metrics.jsonl (the source of truth) and the trackers of `report_to`."
+    self.log.append(rec)
+    if self.trackers: self.accelerator.log(_scalars(rec), step=int(rec["step"]))
+
+@patch
+def _start_tracking(self: Trainer):
+    "Start the trackers of `report_to` (main process): one run named after the run folder, with the config."
+    if not self.trackers: return
+    name = self.run_dir.name
+    conf = {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in self.cfg.to_dict().items()}
+    kw = {"wandb": {"name": name}, "mlflow": {"run_name": name}, "trackio": {"name": name}}
+    self.accelerator.init_trackers("mrpo_nb", config=conf, init_kwargs={t: kw[t] for t in self.trackers if t in kw})
+
+@patch
+def _end_tracking(self: Trainer):
+    """Finish the trackers (flush their files). Not `accelerator.end_training()`, which also ends the process
+    group that later runs of the same launch still need."""
+    for tracker in getattr(self.accelerator, "trackers", []) if getattr(self, "trackers", None) else []:
+        tracker.finish()
 
 # %% ../nbs/05_training.ipynb #edb58030
 @patch
@@ -1206,7 +1350,7 @@ def _after_step(self: Trainer, rec: dict, t_start: float, bar):
         ev = self.evaluate(); rec.update(ev); rec["time/eval"] = time.perf_counter() - te
         self.state["evals"].append(dict(step=step, **ev))
     self.state["wall_time"] = time.perf_counter() - t_start
-    self.log.append(rec)
+    self._record(rec)
     last = self.state["evals"][-1] if self.state["evals"] else {}
     acc = next((last[f"{sp}/accuracy"] for sp in self.cfg.eval_splits if last.get(f"{sp}/accuracy") is not None), None)
     loss = rec.get("loss")
@@ -1269,9 +1413,10 @@ def run(self: Trainer, resume: bool = True) -> dict:
             self._after_step(rec, t_start, bar)
             if self.state["status"].startswith("stopped"): break
             if self.hook is not None: self.hook(self, rec)
-    finally:
         bar.close()
-    return self._finish(t_start)
+        return self._finish(t_start)
+    finally:
+        bar.close(); self._end_tracking()
 
 def train(config: TrainConfig, splits: dict, scores, run_dir=None, policy=None, resume: bool = True,
           hook: Callable | None = None) -> dict:
