@@ -525,6 +525,7 @@ def _hub_offline() -> bool:
 def _from_folder(src, device, dtype, quant, trust_remote_code=False, **kw):
     mkw = dict(dtype=dtype, trust_remote_code=trust_remote_code, **kw)
     if quant is not None: mkw.update(quantization_config=quant, device_map={"": device.index or 0})
+    elif device.type == "cuda": mkw.update(device_map={"": device})   # straight onto this process's GPU: no host copy
     tok = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code, **kw)
     model = AutoModelForCausalLM.from_pretrained(src, **mkw)
     return model, tok
