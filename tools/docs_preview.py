@@ -156,7 +156,8 @@ def main(proc: Path, out: Path) -> list[Path]:
     if out.exists(): shutil.rmtree(out)
     copy_assets(out)
     pages = [(p.stem, *page(json.loads(p.read_text(encoding="utf-8")), p.stem)) for p in nbs]
-    nav = "".join(f'<a href="{n}.html">{html.escape(str(m.get("title", n)))}</a>' for n, _, m in pages)
+    nav = "".join(f'<a href="{n}.html">{html.escape(str(m.get("title", n)))}</a>' for n, _, m in pages
+                  if n != "index")   # the index is the "mrpo_nb" link at the top
     written = []
     for name, body, meta in pages:
         f = out / f"{name}.html"
