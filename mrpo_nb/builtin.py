@@ -13,7 +13,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .core import atomic_write
+from .core import atomic_write, refuse
 from .data import (FilterReport, LoadReport, attach_load_report, convert_rows, filter_pairs, load_preferences,
                           load_report, rows_to_dataset, split_pairs)
 from .models import load_model, tiny_tokenizer
@@ -109,8 +109,8 @@ def _check_count(name: str, v, lo: int, hi: int | None = None, none_ok: bool = T
     allowed = ("None or " if none_ok else "") + (f"an integer in [{lo}, {hi}]" if hi is not None
                                                   else f"an integer >= {lo}")
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"{name} must be {allowed}, not {v!r} ({type(v).__name__})")
-    if v < lo or (hi is not None and v > hi): raise ValueError(f"{name} must be {allowed}, not {v!r}")
+        raise refuse(name, v, allowed, show_type=True)
+    if v < lo or (hi is not None and v > hi): raise refuse(name, v, allowed)
     return int(v)
 
 def builtin_safety_raw(n: int | None = None, seed: int = 0) -> list[dict]:

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['atomic_write', 'plain', 'write_json', 'DamagedFile', 'read_json', 'check_unique']
+__all__ = ['atomic_write', 'plain', 'write_json', 'DamagedFile', 'read_json', 'refuse', 'check_unique']
 
 # %% ../nbs/00_core.ipynb #32ecca1a
 def atomic_write(path: str | os.PathLike,
@@ -72,6 +72,12 @@ def read_json(path: str | os.PathLike, default=_MISSING, kind: type | tuple | No
         want = " or ".join(t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,)))
         raise DamagedFile(path, f"holds a JSON {type(obj).__name__}, not a {want}")
     return obj
+
+# %% ../nbs/00_core.ipynb #54cd5eb5
+def refuse(name: str, value, allowed: str, show_type: bool = False) -> ValueError:
+    "The one-line ValueError for a bad `value` of the setting `name`: `name must be <allowed>, not <value>`."
+    got = f"{value!r} ({type(value).__name__})" if show_type else repr(value)
+    return ValueError(f"{name} must be {allowed}, not {got}")
 
 # %% ../nbs/00_core.ipynb #10c24545
 def check_unique(values, what: str = "pair ids", show: int = 3) -> None:

@@ -22,6 +22,8 @@ from typing import Any, Iterable, Iterator
 import datasets
 import numpy as np
 
+from .core import refuse
+
 # %% auto #0
 __all__ = ['CANONICAL_FIELDS', 'UNDECODABLE', 'BAD_VALUE', 'MISSING', 'NON_STRING', 'BAD_CONVERSATION', 'PROMPT_MISMATCH',
            'LAYOUTS', 'DATA_SUFFIXES', 'KNOWN_DATASETS', 'BAD_PROMPT', 'EMPTY_REPLY', 'IDENTICAL', 'DUPLICATE',
@@ -131,16 +133,12 @@ def _scalars(raw: dict, skip: Iterable[str]) -> dict:
     return {k: v for k, v in raw.items() if k not in skip and isinstance(v, (str, int, float, bool, type(None)))}
 
 # %% ../nbs/00_data.ipynb #4a83bd10
-def _refuse(name: str, value, allowed: str, show_type: bool = False) -> ValueError:
-    got = f"{value!r} ({type(value).__name__})" if show_type else repr(value)
-    return ValueError(f"{name} must be {allowed}, not {got}")
-
 def _check_int(name: str, value, lo: int = 0, none_ok: bool = False):
     "`value` as an int if it is an integer >= `lo` (or None where `none_ok`); bool, float and str are refused."
     if value is None and none_ok: return None
     allowed = ("None or " if none_ok else "") + f"an integer >= {lo}"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)): raise _refuse(name, value, allowed, True)
-    if value < lo: raise _refuse(name, value, allowed)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)): raise refuse(name, value, allowed, True)
+    if value < lo: raise refuse(name, value, allowed)
     return int(value)
 
 def _check_pct(name: str, value):
@@ -148,8 +146,8 @@ def _check_pct(name: str, value):
     if value is None: return None
     allowed = "None or a number in [0, 100)"
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise _refuse(name, value, allowed, True)
-    if not 0 <= float(value) < 100: raise _refuse(name, value, allowed)   # NaN fails this too
+        raise refuse(name, value, allowed, True)
+    if not 0 <= float(value) < 100: raise refuse(name, value, allowed)   # NaN fails this too
     return float(value)
 
 def _check_text(name: str, value, none_ok: bool = True, choices: tuple | None = None):
@@ -157,12 +155,12 @@ def _check_text(name: str, value, none_ok: bool = True, choices: tuple | None = 
     if value is None and none_ok: return None
     allowed = ("None or " if none_ok else "") + (f"one of {', '.join(map(repr, choices))}" if choices
                                                   else "a non-empty string")
-    if not isinstance(value, str) or not value.strip(): raise _refuse(name, value, allowed, not isinstance(value, str))
-    if choices is not None and value not in choices: raise _refuse(name, value, allowed)
+    if not isinstance(value, str) or not value.strip(): raise refuse(name, value, allowed, not isinstance(value, str))
+    if choices is not None and value not in choices: raise refuse(name, value, allowed)
     return value
 
 def _check_flag(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)): raise _refuse(name, value, "True or False", True)
+    if not isinstance(value, (bool, np.bool_)): raise refuse(name, value, "True or False", True)
     return bool(value)
 
 # %% ../nbs/00_data.ipynb #a8d34a46
@@ -434,10 +432,10 @@ def _check_load_args(name_or_path, split, kind, chosen_by, source, strict, retur
                      revision) -> None:
     "Refuse a bad argument of `load_preferences` before anything is read."
     if not isinstance(name_or_path, (str, os.PathLike, datasets.Dataset, list)):
-        raise _refuse("name_or_path", name_or_path, "a file or folder path, a hub id, a datasets.Dataset or a list "
+        raise refuse("name_or_path", name_or_path, "a file or folder path, a hub id, a datasets.Dataset or a list "
                       "of rows", True)
     if isinstance(name_or_path, str) and not name_or_path.strip():
-        raise _refuse("name_or_path", name_or_path, "a file or folder path, a hub id, a datasets.Dataset or a list")
+        raise refuse("name_or_path", name_or_path, "a file or folder path, a hub id, a datasets.Dataset or a list")
     for name, v in (("split", split), ("source", source), ("config", config), ("data_dir", data_dir),
                     ("revision", revision)): _check_text(name, v)
     _canonical_kind(kind); _check_text("chosen_by", chosen_by, False, ("better", "safer"))
@@ -642,7 +640,7 @@ def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | Non
     tokenizers), then prompt+reply <= max_length."""
     max_length, pct = _check_int("max_length", max_length, 1, none_ok=True), _check_pct("pct", pct)
     if not (loaded is None or isinstance(loaded, (bool, LoadReport))):
-        raise _refuse("loaded", loaded, "None, True, False or a LoadReport", True)
+        raise refuse("loaded", loaded, "None, True, False or a LoadReport", True)
     toks = _as_tokenizers(tokenizers)
     rows = _rows_of(ds)
     lrep = load_report(ds) if loaded is None and isinstance(ds, datasets.Dataset) else (loaded or None)
@@ -708,7 +706,7 @@ def split_pairs(ds: datasets.Dataset, sizes: dict | None = None, seed: int = 0) 
     """Disjoint splits of the given sizes (default train 5000 / val 1000 / test 1000) from one seeded permutation of
     `ds`."""
     if sizes is not None and not isinstance(sizes, dict):
-        raise _refuse("sizes", sizes, "None or a dict of split name -> size, e.g. dict(train=500, val=100)", True)
+        raise refuse("sizes", sizes, "None or a dict of split name -> size, e.g. dict(train=500, val=100)", True)
     seed = _check_int("seed", seed, 0)
     sizes = dict(train=5000, val=1000, test=1000) if sizes is None else dict(sizes)
     if not sizes: raise ValueError("sizes is empty: give e.g. dict(train=500, val=100, test=100)")

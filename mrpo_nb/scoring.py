@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from fastcore.basics import patch
-from .core import DamagedFile, atomic_write, check_unique, read_json
+from .core import DamagedFile, atomic_write, check_unique, read_json, refuse
 from .models import apply_template, end_of_turn
 
 # %% auto #0
@@ -496,7 +496,7 @@ def _named_specs(specs, policy=None) -> list[tuple[str, object]]:
     names = [n for n, _ in items]
     for n in names:
         if not isinstance(n, str) or not n.strip() or n != n.strip():
-            raise _refuse("a reference name", n, "a non-empty string without surrounding spaces", True)
+            raise refuse("a reference name", n, "a non-empty string without surrounding spaces", True)
     if len(set(names)) != len(names): raise ValueError(f"reference names must be unique: {names}")
     slugs = {}
     for n in names:
@@ -718,12 +718,9 @@ def _score_mine(
     return mine
 
 # %% ../nbs/02_scoring.ipynb #d7f7e037
-def _refuse(name: str, v, allowed: str, show_type: bool = False) -> ValueError:
-    return ValueError(f"{name} must be {allowed}, not {v!r}" + (f" ({type(v).__name__})" if show_type else ""))
-
 def _check_int(name: str, v, lo: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)): raise _refuse(name, v, f"an integer >= {lo}", True)
-    if v < lo: raise _refuse(name, v, f"an integer >= {lo}")
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)): raise refuse(name, v, f"an integer >= {lo}", True)
+    if v < lo: raise refuse(name, v, f"an integer >= {lo}")
     return int(v)
 
 def _check_score_args(max_length, token_budget, side, on_long, save_every, save_every_s, progress, rebuild,
@@ -732,14 +729,14 @@ def _check_score_args(max_length, token_budget, side, on_long, save_every, save_
     _check_int("max_length", max_length); _check_int("token_budget", token_budget)
     _check_int("save_every", save_every)
     if isinstance(save_every_s, bool) or not isinstance(save_every_s, (int, float, np.integer, np.floating)):
-        raise _refuse("save_every_s", save_every_s, "a number of seconds > 0", True)
+        raise refuse("save_every_s", save_every_s, "a number of seconds > 0", True)
     if not (math.isfinite(save_every_s) and save_every_s > 0):
-        raise _refuse("save_every_s", save_every_s, "a number of seconds > 0")
+        raise refuse("save_every_s", save_every_s, "a number of seconds > 0")
     for name, v, allowed in (("side", side, ("left", "right")), ("on_long", on_long, ("error", "skip"))):
         if not isinstance(v, str) or v not in allowed:
-            raise _refuse(name, v, " or ".join(map(repr, allowed)), not isinstance(v, str))
+            raise refuse(name, v, " or ".join(map(repr, allowed)), not isinstance(v, str))
     for name, v in (("progress", progress), ("rebuild", rebuild), ("pack", pack)):
-        if not isinstance(v, (bool, np.bool_)): raise _refuse(name, v, "True or False", True)
+        if not isinstance(v, (bool, np.bool_)): raise refuse(name, v, "True or False", True)
 
 # %% ../nbs/02_scoring.ipynb #101de595
 def _fallback_note(name: str, stats: dict, n_pairs: int) -> str:
