@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--out", default=None, help="experiment folder (default runs/NAME)")
         r.add_argument("--seeds", nargs="+", type=_int_arg(0), default=None, help="replace the experiment's seeds")
         r.add_argument("--methods", nargs="+", default=None,
-                       help="replace the experiment's methods (e.g. ln_dpo mrpo-vaw mdpo-tsw-piv5 ref_free)")
+                       help="replace the experiment's methods (e.g. ln_dpo mrpo-vaw tsw-piv5 ref_free)")
         r.add_argument("--cache-dir", default=None,
                        help="score cache (default $MRPO_CACHE/scores or ~/.cache/mrpo_nb/scores)")
         r.add_argument("--no-progress", action="store_true", help="no progress bars")

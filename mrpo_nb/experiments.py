@@ -18,14 +18,14 @@ import numpy as np
 from .core import DamagedFile, atomic_write, plain, read_json, write_json
 
 # %% auto #0
-__all__ = ['SWEEPABLE', 'GRID_FIELDS', 'DEFAULT_SPEC', 'LOSS_LABELS', 'WEIGHTER_LABELS', 'METHOD_FORMS', 'STATUSES',
-           'DEMO_REFERENCES', 'PAPER_REFERENCES', 'ALL_MULTI', 'PRESETS', 'PARAMS_B', 'LM_HEAD_B', 'RATES', 'SpecError',
-           'normalize_spec', 'sweep_axes', 'parse_method', 'expand_methods', 'spec_hash', 'grid', 'parse_shard',
-           'shard_runs', 'ExperimentMismatch', 'folder_lock', 'versions', 'git_commit', 'open_experiment', 'load_pool',
-           'make_splits', 'model_specs', 'prepare_data', 'split_datasets', 'default_cache_dir', 'score_experiment',
-           'evaluate_baseline', 'is_main_process', 'run_status', 'index_entry', 'write_index', 'provenance',
-           'ExperimentResult', 'run_experiment', 'results', 'results_table', 'load_experiment_spec', 'override',
-           'substitute_models', 'plan', 'format_plan']
+__all__ = ['SWEEPABLE', 'GRID_FIELDS', 'DEFAULT_SPEC', 'LOSS_LABELS', 'WEIGHTER_LABELS', 'ONE_HOT_WEIGHTERS', 'ONE_HOT_LOSS',
+           'METHOD_FORMS', 'STATUSES', 'DEMO_REFERENCES', 'PAPER_REFERENCES', 'ALL_MULTI', 'PRESETS', 'PARAMS_B',
+           'LM_HEAD_B', 'RATES', 'SpecError', 'normalize_spec', 'sweep_axes', 'parse_method', 'expand_methods',
+           'method_notes', 'spec_hash', 'grid', 'parse_shard', 'shard_runs', 'ExperimentMismatch', 'folder_lock',
+           'versions', 'git_commit', 'open_experiment', 'load_pool', 'make_splits', 'model_specs', 'prepare_data',
+           'split_datasets', 'default_cache_dir', 'score_experiment', 'evaluate_baseline', 'is_main_process',
+           'run_status', 'index_entry', 'write_index', 'provenance', 'ExperimentResult', 'run_experiment', 'results',
+           'results_table', 'load_experiment_spec', 'override', 'substitute_models', 'plan', 'format_plan']
 
 # %% ../nbs/06_experiments.ipynb #6cd21dcd
 SWEEPABLE = ("beta", "lr", "gamma", "lora_r")
@@ -205,7 +205,7 @@ def _grid(s: dict) -> list[dict]:
                 if m["loss"] != "ref_free": cfg.pop("gamma", None)
                 runs.append(dict(name=name, method=m["key"], label=m["label"], loss=m["loss"], weighter=m["weighter"],
                                  weighter_kwargs=m["weighter_kwargs"], references=m["references"], seed=seed,
-                                 sweep=sweep, config=cfg))
+                                 sweep=sweep, one_hot=m["one_hot"], config=cfg))
     return runs
 
 # %% ../nbs/06_experiments.ipynb #5c4e1a07
@@ -273,10 +273,18 @@ LOSS_LABELS = {"ln_dpo": "LN-DPO", "dpo": "DPO", "mrpo": "MRPO", "mdpo": "MDPO",
                "ref_free": "no reference"}
 WEIGHTER_LABELS = {"uniform": "Uniform", "original": "Original", "vdw": "VDW", "vaw": "VAW", "swcw": "SWCW",
                    "swcw_oh": "SWCW-OH", "tsw": "TSW"}
+ONE_HOT_WEIGHTERS = ("tsw", "swcw_oh")
+"""Weighters whose α is one-hot on every mini-batch (TSW: the sampled arm; SWCW-OH: the argmax). Under a one-hot α,
+MRPO, MDPO and the geometric mixture are one loss, LN-DPO against the chosen reference (03_losses), so such a method
+is one run whichever loss its key names: loss-free key and label (`tsw-piv5`, "TSW (PIV 5)"), trained as
+`ONE_HOT_LOSS`."""
+ONE_HOT_LOSS = "mrpo"
+"The loss a one-hot method's runs are configured with (any multi-reference loss gives the same losses, bit for bit)."
 METHOD_FORMS = ("methods: 'ln_dpo' (one run per reference) or 'ln_dpo-NAME'; 'dpo' / 'dpo-NAME' (summed log-probs); "
                 "'LOSS-WEIGHTER' with LOSS in mrpo, mdpo, geometric and WEIGHTER in "
-                + ", ".join(k.replace('_', '-') for k in WEIGHTER_LABELS if True) +
-                " ('LOSS-tsw' runs every tsw_piv value, 'LOSS-tsw-pivN' one); 'ref_free' (no reference)")
+                + ", ".join(k for k in WEIGHTER_LABELS if k not in ONE_HOT_WEIGHTERS) +
+                "; 'tsw' (every tsw_piv value; 'tsw-pivN' one) and 'swcw-oh', one-hot and so loss-free ('LOSS-tsw', "
+                "'LOSS-tsw-pivN', 'LOSS-swcw-oh' mean the same run); 'ref_free' (no reference)")
 
 def _loss_available(loss: str, key: str):
     from mrpo_nb.training import LOSS_KINDS
@@ -284,8 +292,41 @@ def _loss_available(loss: str, key: str):
         raise SpecError(f"method {key!r}: loss {loss!r} is not available in this mrpo_nb.training (it has "
                         f"{', '.join(LOSS_KINDS)})")
 
+def _piv_of(key: str, parts: list) -> tuple[float | None, list]:
+    "A trailing 'pivN' among a method key's parts: (N, the other parts), or (None, parts)."
+    if len(parts) < 2 or not parts[-1].startswith("piv"): return None, parts
+    try: piv = float(parts[-1][3:])
+    except ValueError: piv = float("nan")
+    if not (math.isfinite(piv) and piv > 0):
+        raise SpecError(f"method {key!r}: bad PIV {parts[-1]!r} (a number > 0, e.g. piv5)")
+    return piv, parts[:-1]
+
+def _one_hot_methods(key: str, w: str, kw: dict, refs: list, pivs: list) -> list[dict]:
+    "A one-hot method (TSW, one per PIV; SWCW-OH): loss-free key and label, run under `ONE_HOT_LOSS`."
+    _loss_available(ONE_HOT_LOSS, key)
+    common = dict(loss=ONE_HOT_LOSS, weighter=w, references=refs, one_hot=True)
+    if w == "swcw_oh": return [dict(key="swcw-oh", label="SWCW-OH", weighter_kwargs=kw, **common)]
+    return [dict(key=f"tsw-piv{p:g}", label=f"TSW (PIV {p:g})", weighter_kwargs=dict(kw, piv=p), **common)
+            for p in pivs]
+
+def _weighted_methods(key: str, base: str | None, parts: list, refs: list, opts: dict, tsw_piv) -> list[dict]:
+    "A multi-reference method: `base` the loss (None for a loss-free key), `parts` the weighter's name (and PIV)."
+    piv, parts = _piv_of(key, parts)
+    w = "_".join(parts).lower()
+    if w not in WEIGHTER_LABELS:
+        raise SpecError(f"unknown method {key!r}: no weighting strategy {'-'.join(parts)!r}. {METHOD_FORMS}")
+    if piv is not None and w != "tsw": raise SpecError(f"method {key!r}: only tsw takes a PIV")
+    kw = dict(opts.get(w, {}))
+    if w in ONE_HOT_WEIGHTERS:
+        return _one_hot_methods(key, w, kw, refs, [piv] if piv is not None else list(tsw_piv))
+    _loss_available(base, key)
+    return [dict(key=f"{base}-{w.replace('_', '-')}", label=f"{LOSS_LABELS[base]} · {WEIGHTER_LABELS[w]}", loss=base,
+                 weighter=w, weighter_kwargs=kw, references=refs, one_hot=False)]
+
+# %% ../nbs/06_experiments.ipynb #7a71e3dd
 def parse_method(key: str, references: list, weighter_options: dict | None = None, tsw_piv=(5,)) -> list[dict]:
-    "The run settings that a method key means: a list (one key may stand for several methods, e.g. 'ln_dpo')."
+    """The run settings that a method key means: a list (one key may stand for several methods, e.g. 'ln_dpo').
+    `one_hot`: α is one-hot on every mini-batch (single reference, TSW, SWCW-OH), so the loss kind does not matter."""
     if not isinstance(key, str) or not key.strip(): raise SpecError(f"a method is a non-empty string, not {key!r}")
     key, opts, refs = key.strip(), weighter_options or {}, list(references)
     base, _, rest = key.partition("-")
@@ -293,47 +334,47 @@ def parse_method(key: str, references: list, weighter_options: dict | None = Non
         if rest: raise SpecError(f"unknown method {key!r}: 'ref_free' takes no weighter. {METHOD_FORMS}")
         _loss_available("ref_free", key)
         return [dict(key="ref_free", label="no reference", loss="ref_free", weighter="uniform", weighter_kwargs={},
-                     references=[])]
+                     references=[], one_hot=False)]
     if base in ("ln_dpo", "dpo"):
         _loss_available(base, key)
         names = refs if not rest else [rest]
         if rest and rest not in refs: raise SpecError(f"method {key!r}: no reference named {rest!r} (references: "
                                                       f"{', '.join(refs)})")
         return [dict(key=f"{base}-{n}", label=f"{LOSS_LABELS[base]} · {n}", loss=base, weighter="single",
-                     weighter_kwargs={"k": refs.index(n)}, references=[n]) for n in names]
+                     weighter_kwargs={"k": refs.index(n)}, references=[n], one_hot=True) for n in names]
     if base in ("mrpo", "mdpo", "geometric") and rest:
-        _loss_available(base, key)
-        parts = rest.split("-")
-        piv = None
-        if len(parts) > 1 and parts[-1].startswith("piv"):
-            try: piv = float(parts[-1][3:])
-            except ValueError: piv = float("nan")
-            if not (math.isfinite(piv) and piv > 0):
-                raise SpecError(f"method {key!r}: bad PIV {parts[-1]!r} (a number > 0, e.g. piv5)")
-            parts = parts[:-1]
-        w = "_".join(parts).lower()
-        if w not in WEIGHTER_LABELS or w == "single":
-            raise SpecError(f"unknown method {key!r}: no weighting strategy {rest!r}. {METHOD_FORMS}")
-        if piv is not None and w != "tsw": raise SpecError(f"method {key!r}: only tsw takes a PIV")
-        kw = dict(opts.get(w, {}))
-        wkey = w.replace("_", "-")
-        if w != "tsw": return [dict(key=f"{base}-{wkey}", label=f"{LOSS_LABELS[base]} · {WEIGHTER_LABELS[w]}",
-                                    loss=base,
-                                    weighter=w, weighter_kwargs=kw, references=refs)]
-        pivs = [piv] if piv is not None else list(tsw_piv)
-        return [dict(key=f"{base}-tsw-piv{p:g}", label=f"{LOSS_LABELS[base]} · TSW (PIV {p:g})", loss=base,
-                     weighter="tsw",
-                     weighter_kwargs=dict(kw, piv=p), references=refs) for p in pivs]
+        return _weighted_methods(key, base, rest.split("-"), refs, opts, tsw_piv)
+    if re.match(r"(tsw|swcw[-_]oh)(-|$)", key, re.IGNORECASE):   # the loss-free keys of the one-hot methods
+        return _weighted_methods(key, None, key.split("-"), refs, opts, tsw_piv)
     raise SpecError(f"unknown method {key!r}. {METHOD_FORMS}")
 
-def expand_methods(spec: dict) -> list[dict]:
-    """Every method of an experiment, expanded (one per reference for 'ln_dpo', one per PIV for '…-tsw'), in order, no
-    repeats."""
-    out, seen = [], set()
+def _loss_named(key: str) -> str | None:
+    "The loss a multi-reference method key names ('mdpo-tsw': 'mdpo'; 'tsw': None)."
+    base = key.strip().partition("-")[0]
+    return base if base in ("mrpo", "mdpo", "geometric") else None
+
+def _expand(spec: dict) -> tuple[list[dict], list[str]]:
+    """The expanded methods, and a note for each listed key that repeats a one-hot method an earlier key gave under
+    another loss's name (e.g. 'mdpo-tsw' after 'mrpo-tsw')."""
+    out, first, same = [], {}, {}
     for k in spec["methods"]:
         for m in parse_method(k, list(spec["references"]), spec.get("weighter_options"), spec.get("tsw_piv", [5])):
-            if m["key"] not in seen: seen.add(m["key"]); out.append(m)
-    return out
+            if m["key"] not in first: first[m["key"]] = k; out.append(m)
+            elif _loss_named(first[m["key"]]) != _loss_named(k) and m["weighter"] in ONE_HOT_WEIGHTERS:
+                same.setdefault((k, first[m["key"]]), []).append(m["label"])
+    notes = [f"method {k!r} is the same run as {k0!r} ({', '.join(labels)}): under a one-hot α, MRPO, MDPO and the "
+             f"geometric mixture are all LN-DPO against the chosen reference, so it runs once" for (k, k0), labels in
+             same.items()]
+    return out, notes
+
+def expand_methods(spec: dict) -> list[dict]:
+    """Every method of an experiment, expanded (one per reference for 'ln_dpo', one per PIV for 'tsw'), in order, no
+    repeats: keys that name the same run (e.g. 'mrpo-tsw' and 'mdpo-tsw') give it once."""
+    return _expand(spec)[0]
+
+def method_notes(spec: dict) -> list[str]:
+    "Why methods listed in `spec` run fewer times than listed: one line per key that repeats a one-hot method."
+    return _expand(spec)[1]
 
 # %% ../nbs/06_experiments.ipynb #4561db6d
 def spec_hash(spec: dict) -> str:
@@ -708,7 +749,7 @@ def run_status(run_dir, eval_splits=None) -> dict:
 def index_entry(run: dict, root) -> dict:
     "The index.json entry of a grid run (see the folder layout above)."
     e = {k: run[k] for k in ("name", "method", "label", "loss", "weighter", "weighter_kwargs", "references", "seed",
-                             "sweep")}
+                             "sweep", "one_hot")}
     return dict(e, **run_status(Path(root) / "runs" / run["name"], run["config"].get("eval_splits")))
 
 def write_index(spec: dict, root) -> dict:
@@ -743,9 +784,11 @@ class ExperimentResult:
                 f"{len(self.ran)}, skipped {len(self.skipped)} completed, {len(self.failed)} failed "
                 f"{self.failed or ''})")
 
-def _train_one(run, s, root, pool, ids, table, base, fingerprint, progress, hook, main=True) -> str:
+def _train_one(run, s, root, pool, ids, table, base, fingerprint, progress, hook, main=True, initial=None) -> str:
     """Train one run into its folder; only the `main` process writes the folder's files (every process trains).
-    `base`: the loaded policy to copy, or None to let training load it (e.g. quantised to NF4)."""
+    `base`: the loaded policy to copy, or None to let training load it (e.g. quantised to NF4); `initial`: the
+    untrained policy's accuracies (baseline.json's, for the run's seed), its summary's `initial` when step 0 is not
+    evaluated."""
     from mrpo_nb.training import TrainConfig, train
     rd = root / "runs" / run["name"]
     rd.mkdir(parents=True, exist_ok=True)
@@ -758,7 +801,8 @@ def _train_one(run, s, root, pool, ids, table, base, fingerprint, progress, hook
         cfg = TrainConfig.from_dict(dict(run["config"], progress=progress))
         summary = train(cfg, split_datasets(pool, ids), table, run_dir=rd,
                         policy=None if base is None else copy.deepcopy(base),
-                        resume=True, hook=(lambda tr, rec: hook(run, tr, rec)) if hook else None)
+                        resume=True, hook=(lambda tr, rec: hook(run, tr, rec)) if hook else None,
+                        initial=initial, initial_source="baseline.json")
         status = "completed" if summary.get("status") == "completed" else "failed"
         err = None if status == "completed" else f"training ended with status {summary.get('status')!r}"
         if status == "completed" and main:   # a result is a summary that reads back with the final metrics asked for
@@ -821,6 +865,7 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
     main = state is None or state.is_main_process
     say = (print_fn or (lambda *a: None)) if main else (lambda *a: None)
     if main: root = open_experiment(s, out_dir, say)
+    for note in method_notes(s) if main else []: say(note)
     _barrier(state)
     if not main: root = open_experiment(s, out_dir, say)   # reads back the experiment.json the main one wrote
     clock, t0 = _Clock(), time.perf_counter()
@@ -846,7 +891,7 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
             keep.clear()
             if base is None and not nf4 and (todo or (main and not (root / "baseline.json").exists())):
                 with clock("models"): base = _load_policy(s["policy"])
-            if main: evaluate_baseline(s, root, pool, splits, clock, base, say)   # NF4: loads its own 4-bit policy
+            baseline = evaluate_baseline(s, root, pool, splits, clock, base, say) if main else {}   # NF4: its own
         except BaseException as e:   # the folder may then take a corrected experiment (no run has trained yet)
             if main: _data_stage(root, h, "failed", f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}")
             raise
@@ -859,7 +904,8 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
         bar.set_postfix_str(r["name"][:60])
         try:
             with clock("training"):
-                st = _train_one(r, s, root, pool, splits[r["seed"]], table, base, fingerprint, progress, hook, main)
+                st = _train_one(r, s, root, pool, splits[r["seed"]], table, base, fingerprint, progress, hook, main,
+                                baseline.get(f"seed_{r['seed']}"))
         finally:
             if main: write_index(s, root)   # also when interrupted: the index shows the run as running
         (res.ran if st == "completed" else res.failed).append(r["name"])
@@ -966,8 +1012,10 @@ PAPER_REFERENCES = {
     "qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B-Instruct", "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B-Instruct",
     "qwen3-4b": "Qwen/Qwen3-4B-Instruct-2507", "yi-1.5-9b": "01-ai/Yi-1.5-9B-Chat",
     "phi-3-medium": "microsoft/Phi-3-medium-128k-instruct"}
-ALL_MULTI = ([f"{loss}-{w}" for w in ("uniform", "original", "vdw", "vaw", "swcw", "tsw") for loss in ("mrpo", "mdpo")]
-             + ["mrpo-swcw-oh"])
+ALL_MULTI = ([f"{loss}-{w}" for w in ("uniform", "original", "vdw", "vaw", "swcw") for loss in ("mrpo", "mdpo")]
+             + ["tsw", "swcw-oh"])
+"""Every multi-reference method of the study: MRPO and MDPO under each weighter whose α is a mixture, and the one-hot
+weighters once each (under a one-hot α the loss does not matter: `ONE_HOT_WEIGHTERS`)."""
 
 def _paper(name, source, batch, seeds, subsample, tokens):
     return dict(name=name, description=f"The study's settings on {source} (needs the Hugging Face Hub and a GPU).",
@@ -990,7 +1038,7 @@ PRESETS = {
         train=dict(batch_size=8, micro_batch_size=8, lr=2e-3, beta=0.1, lora_r=8, lora_alpha=16,
                    lora_targets=["q_proj", "v_proj"],
                    eval_points=0, eval_splits=["test"], max_length=256),   # the results table needs test only
-        methods=["ln_dpo", "mrpo-vaw", "mdpo-vaw", "mrpo-tsw", "mdpo-tsw"],
+        methods=["ln_dpo", "mrpo-vaw", "mdpo-vaw", "tsw"],
         weighter_options={"tsw": {"subsample": 4}}, tsw_piv=[5], seeds=[0, 1], estimate=dict(pair_tokens=110)),
     "demo-full": dict(
         name="demo-full",
@@ -1123,7 +1171,14 @@ def plan(spec, device: str = "cpu") -> dict:
                 steps_per_run=steps, tokens_to_train=train_pairs * tok, tokens_to_evaluate=eval_pairs * tok,
                 seconds=sec, total_s=sum(sec.values()) if sec else None, device=device, rates=RATES[device]["note"],
                 load_in_4bit=bool(t.get("load_in_4bit")), micro_batch_tokens=t.get("micro_batch_tokens"),
-                run_names=[r["name"] for r in runs])
+                run_names=[r["name"] for r in runs], notes=_plan_notes(s, runs))
+
+def _plan_notes(s: dict, runs: list) -> list[str]:
+    "The plan's notes: listed methods that repeat a one-hot one, and that a one-hot method's loss is immaterial."
+    one_hot = list(dict.fromkeys(r["label"] for r in runs if r["weighter"] in ONE_HOT_WEIGHTERS))
+    return method_notes(s) + ([f"{', '.join(one_hot)}: α is one-hot, so the loss does not matter (MRPO = MDPO = "
+                               f"geometric = LN-DPO against the chosen reference); each runs once (trained as "
+                               f"{LOSS_LABELS[ONE_HOT_LOSS]})"] if one_hot else [])
 
 def format_plan(p: dict, max_names: int = 12) -> str:
     "A plan as text."
@@ -1141,6 +1196,7 @@ def format_plan(p: dict, max_names: int = 12) -> str:
         lines.append(f"  rough time on {p['device']}: " + ", ".join(f"{k} {h(v)}" for k, v in p["seconds"].items())
                      + f"; total ~{h(p['total_s'])} ({p['rates']})")
     else: lines.append("  rough time: unknown (a model's size is not in PARAMS_B)")
+    lines += [f"  note: {n}" for n in p.get("notes", [])]
     names = p["run_names"]
     lines.append("  runs: " + ", ".join(names[:max_names]) + (f", … ({len(names) - max_names} "
                                                               f"more)" if len(names) > max_names else ""))

@@ -32,7 +32,8 @@ __all__ = ['LORA_TARGETS', 'TRACKERS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'W
            'batch_alpha', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe', 'observe_batch', 'RunLog',
            'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state', 'save_checkpoint',
            'latest_checkpoint', 'checkpoint_candidates', 'remove_temporary_checkpoints', 'read_checkpoint',
-           'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer', 'train']
+           'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer', 'check_initial',
+           'train']
 
 # %% ../nbs/05_training.ipynb #70f4fc50
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -948,12 +949,14 @@ def fsdp_mixed_precision(accelerator, dtype: torch.dtype):
 class Trainer:
     "One training run, built from the parts above; `train` is the entry point."
     def __init__(self, config: TrainConfig, splits: dict, scores, run_dir=None, policy=None,
-                 hook: Callable | None = None, accelerator=None):
+                 hook: Callable | None = None, accelerator=None, initial: dict | None = None,
+                 initial_source: str = "given"):
         if scores is None and config.loss != "ref_free":
             raise ValueError(
                 f"loss {config.loss!r} needs reference scores (a ScoreTable); only 'ref_free' trains without"
             )
         self.cfg, self.splits, self.hook, self.accelerator, self._loaded = config, splits, hook, accelerator, policy
+        self.initial, self.initial_source = check_initial(initial), initial_source
         rd = run_dir or config.run_dir
         self.run_dir = Path(rd) if rd else None
         self.scores = (
@@ -1267,6 +1270,16 @@ def resume(self: Trainer) -> bool:
     return False
 
 # %% ../nbs/05_training.ipynb #b8f177df
+def check_initial(initial) -> dict | None:
+    """The untrained policy's metrics handed to a run (`train(initial=...)`): None, or a dict of metric name ->
+    finite number or None; anything else is refused with one line."""
+    if initial is None: return None
+    ok = isinstance(initial, dict) and all(isinstance(k, str) and (v is None or (_real(v) and math.isfinite(v)))
+                                           for k, v in initial.items())
+    if not ok: raise ValueError(f"initial must be None or a dict of metric name -> finite number or None (the "
+                                f"untrained policy's, e.g. {{'test/accuracy': 0.5}}), not {_shown(initial)}")
+    return dict(initial)
+
 @patch
 def summary(self: Trainer) -> dict:
     "The run's summary (`summary.json`): status, steps, skipped steps, timings, evaluations, final accuracies."
@@ -1287,12 +1300,24 @@ def summary(self: Trainer) -> dict:
         weighter=self.cfg.weighter,
         seed=self.cfg.seed,
         final={k: v for k, v in (ev[-1] if ev else {}).items() if k != "step"},
-        initial={k: v for k, v in (ev[0] if ev else {}).items() if k != "step"},
+        **self._initial(),
         evals=ev,
         damaged_checkpoints=getattr(self, "recovered", []),
     )
     for k, v in s["final"].items(): s[k] = v
     return plain(s)
+
+@patch
+def _initial(self: Trainer) -> dict:
+    """summary.json's `initial` (the untrained policy's metrics) and `initial_source`: the step-0 evaluation, else the
+    `initial` handed in (e.g. the experiment's baseline.json), else None: never a later evaluation."""
+    ev = self.state["evals"]
+    if ev and ev[0].get("step") == 0:
+        return dict(initial={k: v for k, v in ev[0].items() if k != "step"}, initial_source="step 0")
+    if self.initial is None: return dict(initial=None, initial_source=None)
+    keep = {f"{s}/accuracy" for s in self.cfg.eval_splits}
+    return dict(initial={k: v for k, v in self.initial.items() if k in keep and v is not None},
+                initial_source=self.initial_source)
 
 @patch
 def _start(self: Trainer, resume: bool) -> float:
@@ -1419,9 +1444,12 @@ def run(self: Trainer, resume: bool = True) -> dict:
         bar.close(); self._end_tracking()
 
 def train(config: TrainConfig, splits: dict, scores, run_dir=None, policy=None, resume: bool = True,
-          hook: Callable | None = None) -> dict:
+          hook: Callable | None = None, initial: dict | None = None, initial_source: str = "given") -> dict:
     """Train the policy of `config` on `splits["train"]` (evaluating on "val"/"test") with reference values from
     `scores` (a ScoreTable covering the pairs; None for the reference-free loss); write the run folder; return the
     summary. A run folder with a checkpoint is resumed. `policy`: an already loaded model (with `.model`,
-    `.tokenizer`, `.template`), which gets the LoRA adapter; `hook(trainer, record)` is called after every step."""
-    return Trainer(config, splits, scores, run_dir=run_dir, policy=policy, hook=hook).run(resume=resume)
+    `.tokenizer`, `.template`), which gets the LoRA adapter; `hook(trainer, record)` is called after every step.
+    `initial`: the untrained policy's metrics measured elsewhere (`{"test/accuracy": ...}`), the summary's `initial`
+    (with `initial_source`) when step 0 is not evaluated (`eval_points = 0`); without it `initial` is then None."""
+    return Trainer(config, splits, scores, run_dir=run_dir, policy=policy, hook=hook, initial=initial,
+                   initial_source=initial_source).run(resume=resume)
