@@ -7,22 +7,24 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/analysis.html.md"""
 
 # %% ../nbs/07_analysis.ipynb #e27d8cf8
 from __future__ import annotations
-import itertools, json, math, re, warnings
+import functools, itertools, json, math, re, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from scipy import stats
+from scipy import optimize, stats
 from .core import DamagedFile, read_json
 
 # %% auto #0
-__all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'SPLITS', 'PAPER_RESULTS', 'find_runs', 'read_metrics', 'RunData', 'read_run',
-           'Experiment', 'load_experiment', 'tidy', 'write_synthetic_experiment', 'is_single_reference',
-           'final_accuracy', 'method_summary', 'untrained_accuracy', 'paper_value', 'paper_dataset', 'left_out_notes',
-           'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha', 'delta_sign_shares', 'fig_tsw', 'fig_sweep',
-           'kendall_exact', 'table_kendall', 'table_tsw', 'paired_interval', 'paired_comparisons']
+__all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'SPLITS', 'PAPER_RESULTS', 'find_runs', 'read_metrics', 'RunData',
+           'read_run', 'Experiment', 'load_experiment', 'tidy', 'read_pairs', 'write_synthetic_experiment',
+           'is_single_reference', 'final_accuracy', 'method_summary', 'untrained_accuracy', 'paper_value',
+           'paper_dataset', 'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha',
+           'delta_sign_shares', 'fig_tsw', 'fig_sweep', 'kendall_null', 'kendall_exact', 'kendall_pooled',
+           'table_kendall', 'table_tsw', 'mcnemar_pooled', 'mcnemar_exact', 'paired_bootstrap', 'mcnemar_detectable',
+           'detectable_difference', 'paired_interval', 'paired_comparisons']
 
 # %% ../nbs/07_analysis.ipynb #0bbbe99c
 _RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -254,13 +256,20 @@ def _run_rows(run: RunData, refs_default: list) -> list:
     return rows
 
 # %% ../nbs/07_analysis.ipynb #1d340a03
+def _shared_splits(root: Path) -> dict:
+    "{split: whether every seed's data/splits/seed_S.json holds the same pairs}; {} where that cannot be read."
+    files = sorted((root / "data" / "splits").glob("seed_*.json")) if root.is_dir() else []
+    try: sp = [read_json(f) for f in files]
+    except DamagedFile: return {}
+    return {k: all(s.get(k) == sp[0].get(k) for s in sp) for k in ("val", "test")} if sp else {}
+
 def _experiment_attrs(exp: Experiment) -> dict:
     acc = exp.references.get("accuracy") or {}
     base = {}
     for k, v in (exp.baseline or {}).items():
         m = re.fullmatch(r"seed_(-?\d+)", str(k))
         if m and isinstance(v, dict): base[int(m.group(1))] = {mk: _num(mv) for mk, mv in v.items()}
-    runs = [dict(run.entry, name=run.name, status=run.status, error=run.error, reason=run.reason,
+    runs = [dict(run.entry, name=run.name, dir=str(run.dir), status=run.status, error=run.error, reason=run.reason,
                  summary_final=run.summary.get("final") if isinstance(run.summary.get("final"), dict) else {},
                  n_records=len(run.metrics),
                  skipped_steps=run.summary.get("skipped_steps"), sweep_label=_sweep_label(run.sweep))
@@ -268,7 +277,7 @@ def _experiment_attrs(exp: Experiment) -> dict:
     return dict(name=exp.name, root=str(exp.root), references=exp.reference_names, runs=runs,
                 problems=list(exp.problems),
                 reference_accuracy={n: {s: _num(x) for s, x in (a or {}).items()} for n, a in acc.items()},
-                baseline=base, meta=exp.meta)
+                shared_splits=_shared_splits(exp.root), baseline=base, meta=exp.meta)
 
 def tidy(exp) -> pd.DataFrame:
     "The long table of runs × steps × metrics (see above) for an experiment folder, run folder or `Experiment`."
@@ -282,6 +291,33 @@ def tidy(exp) -> pd.DataFrame:
     for k in keys: df[f"sweep:{k}"] = df["run"].map(lambda n: by_run.get(n, {}).get(k))
     df.attrs["experiment"] = _experiment_attrs(exp)
     return df
+
+# %% ../nbs/07_analysis.ipynb #550a49cb
+PAIRS_FILE = "eval_pairs.json"   # per-pair results: {"final"|"initial": {split: {"ids": [...], "margin": [...]}}}
+
+def _pair_split(v, where: str, problems: list):
+    "(ids, margins) of one split's per-pair results; None (noted) where they are not two lists of one length."
+    if not (isinstance(v, dict) and isinstance(v.get("ids"), list) and isinstance(v.get("margin"), list)
+            and len(v["ids"]) == len(v["margin"])):
+        problems.append(f"{where}: not {{'ids': [...], 'margin': [...]}} of one length; ignored")
+        return None
+    return [str(i) for i in v["ids"]], np.array([_num(x) for x in v["margin"]], dtype=float)
+
+def _pairs_of(raw: dict, where: str, problems: list) -> dict:
+    "{split: (ids, margins)} of one evaluation's per-pair results."
+    if not isinstance(raw, dict): return {}
+    got = {k: _pair_split(v, f"{where}.{k}", problems) for k, v in raw.items()}
+    return {k: v for k, v in got.items() if v is not None}
+
+def read_pairs(run_dir, problems: list | None = None) -> dict:
+    """A run's per-pair results (`eval_pairs.json`): {"final"/"initial": {split: (ids, margins Δθ)}}; {} where the
+    folder holds none. A damaged file or entry is noted in `problems` (a warning without one) and left out."""
+    notes, f = ([] if problems is None else problems), Path(run_dir) / PAIRS_FILE
+    raw = _read(f, notes, {}) or {}
+    out = {w: _pairs_of(raw.get(w), f"{f}: {w}", notes) for w in ("final", "initial")}
+    if problems is None:
+        for n in notes: warnings.warn(n, stacklevel=2)
+    return {w: v for w, v in out.items() if v}
 
 # %% ../nbs/07_analysis.ipynb #9d0d37c4
 def _parse_method(spec: str, refs) -> list:
@@ -317,9 +353,17 @@ def _grid(rng, lo, hi, n): return float(rng.integers(round(lo * n), round(hi * n
 _SYNTHETIC_METHODS = ("single", "mrpo-vaw", "mdpo-vaw", "mrpo-vdw", "mdpo-vdw", "mdpo-tsw-piv5", "mdpo-tsw-piv10",
                       "ref_free")
 
+def _pair_margins(rng, latent: np.ndarray, acc: float) -> list:
+    "Per-pair margins Δθ: the pairs' shared easiness plus run noise, shifted so that round(acc·n) pairs are right."
+    m = latent + 0.7 * rng.normal(size=len(latent))
+    k, s = round(acc * len(m)), np.sort(m)[::-1]
+    c = s[0] + 0.01 if k == 0 else s[-1] - 0.01 if k == len(m) else (s[k - 1] + s[k]) / 2
+    return (m - c).tolist()
+
 def _write_synthetic_run(root: Path, rng, entry: dict, kw: dict, baseline: dict, n_steps: int, eval_steps: list,
-                         n_eval: int) -> dict:
-    "Write one synthetic run folder (config, metrics, summary); returns its final accuracies."
+                         n_eval: int, pairs: dict | None = None) -> dict:
+    """Write one synthetic run folder (config, metrics, summary and, given `pairs` = dict(rng, latent, ids, initial),
+    its per-pair results); returns its final accuracies."""
     from mrpo_nb.core import write_json, atomic_write
     b, refs = baseline[f"seed_{entry['seed']}"], entry["references"]
     start, end = (b["val/accuracy"], b["test/accuracy"]), (_grid(rng, .5, .7, n_eval), _grid(rng, .5, .7, n_eval))
@@ -337,20 +381,38 @@ def _write_synthetic_run(root: Path, rng, entry: dict, kw: dict, baseline: dict,
                                         evals=[dict(step=t, **acc(t)) for t in evals], loss=entry["loss"],
                                         weighter=entry["weighter"], seed=entry["seed"], references=refs,
                                         wall_time_s=1.0))
+    if pairs is not None:
+        final = {k: dict(ids=pairs["ids"][k], margin=_pair_margins(pairs["rng"], pairs["latent"][k], a))
+                 for k, a in zip(("val", "test"), evals[n_steps])}
+        write_json(d / PAIRS_FILE, dict(final=final, initial=pairs["initial"]))
     return acc(n_steps)
 
 # %% ../nbs/07_analysis.ipynb #655e61c4
+def _synthetic_pairs(seeds, n_eval: int, baseline: dict, rng_seed: int) -> dict:
+    """{seed: dict(rng, latent, ids, initial)}: each seed's own val/test pairs, how easy each is, and the untrained
+    policy's margins; drawn from their own random stream, so that every other synthetic value stays as it was."""
+    g, out = np.random.default_rng([rng_seed, 1]), {}
+    for s in seeds:
+        ids = {k: [f"s{s}-{k}{i:03d}" for i in range(n_eval)] for k in ("val", "test")}
+        latent = {k: g.normal(size=n_eval) for k in ("val", "test")}
+        initial = {k: dict(ids=ids[k], margin=_pair_margins(g, latent[k], baseline[f"seed_{s}"][f"{k}/accuracy"]))
+                   for k in ("val", "test")}
+        out[s] = dict(rng=g, latent=latent, ids=ids, initial=initial)
+    return out
+
 def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), seeds=(0, 1, 2), n_steps: int = 12,
                                eval_every: int = 4, methods=_SYNTHETIC_METHODS, sweep: dict | None = None,
                                odd: bool = False, rng_seed: int = 0, n_eval: int = 200,
-                               name: str = "synthetic") -> Path:
-    "Write a synthetic experiment folder (documented format, made-up values) under `root`; for tests and docs."
+                               name: str = "synthetic", per_pair: bool = True) -> Path:
+    """Write a synthetic experiment folder (documented format, made-up values) under `root`; for tests and docs.
+    `per_pair`: also each run's per-pair results (`eval_pairs.json`), the untrained policy's (`baseline_pairs.json`)."""
     from mrpo_nb.core import write_json
     root, refs, rng = Path(root), list(references), np.random.default_rng(rng_seed)
     sweeps = [{}] if not sweep else [dict(zip(sweep, vals)) for vals in itertools.product(*sweep.values())]
     eval_steps = sorted({0, n_steps, *range(0, n_steps + 1, eval_every)})
     grid = lambda: _grid(rng, .45, .55, n_eval)
     baseline = {f"seed_{s}": {"val/accuracy": grid(), "test/accuracy": grid()} for s in seeds}
+    pairs = _synthetic_pairs(seeds, n_eval, baseline, rng_seed) if per_pair else {}
     entries = []
     for sw, spec, s in itertools.product(sweeps, methods, seeds):
         for loss, weighter, kw, run_refs in _parse_method(spec, refs):
@@ -358,16 +420,20 @@ def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), see
             entry = _entry_from_config("", cfg, {})
             entry.update(name=f"{entry['method']}-s{s}" + "".join(f"-{k}{_fmt_num(v)}" for k, v in sw.items()),
                          sweep=dict(sw), status="completed")
-            entry["final"] = _write_synthetic_run(root, rng, entry, kw, baseline, n_steps, eval_steps, n_eval)
+            entry["final"] = _write_synthetic_run(root, rng, entry, kw, baseline, n_steps, eval_steps, n_eval,
+                                                  pairs.get(s))
             entries.append(entry)
     if odd: entries += _make_odd(root, entries, refs)
-    ref_acc = {r: {"val": _grid(rng, .5, .7, n_eval), "test": _grid(rng, .5, .7, n_eval)} for r in refs}
+    own = {r: {f"seed_{s}/{k}": _grid(rng, .5, .7, n_eval) for s in seeds for k in ("val", "test")} for r in refs}
+    ref_acc = {r: {k: float(np.mean([a[f"seed_{s}/{k}"] for s in seeds])) for k in ("val", "test")} | a
+               for r, a in own.items()}      # each seed's own accuracy (its own val/test pairs), and their mean
     spec = dict(preset="synthetic", references=refs, seeds=list(seeds))
     write_json(root / "experiment.json", dict(name=name, spec=spec, spec_hash="synthetic",
                                               created="2026-01-01T00:00:00Z", versions={"mrpo_nb": "synthetic"}))
     write_json(root / "index.json", dict(experiment=name, spec_hash="synthetic", references=refs, runs=entries))
     write_json(root / "references.json", dict(names=refs, specs={r: r for r in refs}, accuracy=ref_acc))
     write_json(root / "baseline.json", baseline)
+    if per_pair: write_json(root / "baseline_pairs.json", {f"seed_{s}": p["initial"] for s, p in pairs.items()})
     removed = {"empty reply": 12, "chosen == rejected": 3, "prompt too short": 25, "too long": 20}
     write_json(root / "data" / "filter_report.json", dict(rows_in=1000, rows_out=940, removed=removed))
     write_json(root / "timings.json", dict(data=0.1, models=0.2, scoring=0.3, baseline=0.1, training=1.0, total=1.7))
@@ -818,17 +884,91 @@ def fig_sweep(obj, setting: str | None = None, split: str = "test") -> go.Figure
     return fig
 
 # %% ../nbs/07_analysis.ipynb #b158333b
-def kendall_exact(x, y) -> tuple:
-    "(τ, one-sided exact p for τ > 0, note) for two length-K vectors; p is NaN (with a note) for ties, K < 2, NaN."
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) < 2: return float("nan"), float("nan"), f"K = {len(x)}: no ranking to correlate"
-    if np.isnan(x).any() or np.isnan(y).any(): return float("nan"), float("nan"), "missing values"
-    if len(set(x)) < len(x) or len(set(y)) < len(y):
-        tau = stats.kendalltau(x, y).statistic if len(set(x)) > 1 and len(set(y)) > 1 else float("nan")
-        return float(tau), float("nan"), "ties: no exact p-value"
-    r = stats.kendalltau(x, y, method="exact", alternative="greater")
-    return float(r.statistic), float(r.pvalue), ""
+_MAX_K_EXACT = 9     # 9! = 362,880 orderings: the largest K whose null is enumerated (well under a second)
+_TOL = 1e-9          # sums of τ lie on a lattice: points closer than this are the same point
 
+def _tau_b_rows(x: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    "τ-b of `x` (K,) against each row of `Y` (M, K), vectorised over the K(K-1)/2 pairs; NaN where one is constant."
+    i, j = np.triu_indices(len(x), 1)
+    sx, sy = np.sign(x[i] - x[j]), np.sign(Y[:, i] - Y[:, j])
+    den = np.sqrt(np.count_nonzero(sx) * np.count_nonzero(sy, axis=1).astype(float))
+    with np.errstate(invalid="ignore", divide="ignore"): return (sy @ sx) / den
+
+def _tie_pattern(v: np.ndarray) -> tuple:
+    "The sizes of `v`'s tie groups in value order: all that the permutation null depends on."
+    return tuple(np.unique(v, return_counts=True)[1].tolist())
+
+@functools.lru_cache(maxsize=256)
+def _null_of(tx: tuple, ty: tuple) -> tuple:
+    "(support, probabilities) of τ-b(x, y∘π) over all K! orderings π, for vectors with these tie patterns."
+    x, y = (np.repeat(np.arange(len(t)), t).astype(float) for t in (tx, ty))
+    perms = np.array(list(itertools.permutations(range(len(x)))), dtype=np.int64)
+    return _lattice(_tau_b_rows(x, y[perms]), np.full(len(perms), 1 / len(perms)))
+
+def _lattice(v: np.ndarray, p: np.ndarray) -> tuple:
+    "Values within 1e-10 of each other merged into one lattice point (its first value kept), probabilities summed."
+    _, first, inv = np.unique(np.round(v, 10), return_index=True, return_inverse=True)
+    return v[first], np.bincount(inv.ravel(), weights=p, minlength=len(first))
+
+def _check_pair(x, y) -> tuple:
+    x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
+    if len(x) != len(y): raise ValueError(f"x and y must have the same length, not {len(x)} and {len(y)}")
+    if len(x) > _MAX_K_EXACT:
+        raise ValueError(f"K = {len(x)}: the exact null is enumerated for K <= {_MAX_K_EXACT} only")
+    return x, y
+
+def kendall_null(x, y) -> tuple:
+    """(support, probabilities) of the exact null distribution of τ-b between `x` and `y`: every ordering of `y`
+    against `x` equally likely, the ties of both kept. Cached by tie pattern (5,040 orderings for K = 7)."""
+    x, y = _check_pair(x, y)
+    if len(x) < 2 or np.isnan(x).any() or np.isnan(y).any() or len(set(x)) < 2 or len(set(y)) < 2:
+        raise ValueError(f"kendall_null needs two finite vectors of K >= 2 values, each not constant, not {x} and {y}")
+    vals, probs = _null_of(_tie_pattern(x), _tie_pattern(y))
+    return vals.copy(), probs.copy()
+
+# %% ../nbs/07_analysis.ipynb #bd24e7b2
+def _seed_tau(x, y) -> tuple:
+    "(τ-b, null support, null probabilities, note) for one seed; τ NaN, with a note, where there is nothing to test."
+    x, y = _check_pair(x, y)
+    nan = float("nan")
+    if len(x) < 2: return nan, None, None, f"K = {len(x)}: no ranking to correlate"
+    if np.isnan(x).any() or np.isnan(y).any(): return nan, None, None, "missing values"
+    if len(set(x)) < 2 or len(set(y)) < 2: return nan, None, None, "a constant vector: τ undefined"
+    vals, probs = kendall_null(x, y)
+    note = "ties kept in the exact null" if len(set(x)) < len(x) or len(set(y)) < len(y) else ""
+    return float(_tau_b_rows(x, y[None])[0]), vals, probs, note
+
+def _upper(vals: np.ndarray, probs: np.ndarray, t: float) -> float:
+    "P(T >= t) on a lattice, the observed point included (within a tolerance: not float equality)."
+    return float(min(1.0, probs[vals >= t - _TOL].sum()))
+
+def kendall_exact(x, y) -> tuple:
+    """(τ-b, exact one-sided p = P(T >= τ), note) for two length-K vectors; with ties, the null is τ-b's permutation
+    distribution with the ties kept. p is NaN (with a note) for K < 2, a missing value or a constant vector."""
+    tau, vals, probs, note = _seed_tau(x, y)
+    return tau, (float("nan") if vals is None else _upper(vals, probs, tau)), note
+
+def _convolve(dists: list) -> tuple:
+    "(support, probabilities) of a sum of independent lattice variables, each given as (support, probabilities)."
+    v, p = np.zeros(1), np.ones(1)
+    for sv, sp in dists:
+        v, p = _lattice((v[:, None] + sv[None, :]).ravel(), (p[:, None] * sp[None, :]).ravel())
+    return v, p
+
+def kendall_pooled(pairs_per_seed) -> dict:
+    """Pooled exact one-sided test of τ > 0 over seeds `[(x_s, y_s)]`: T = Σ τ_s, whose null is the convolution of
+    the per-seed exact nulls; p = P(T >= t). Also τ and p per seed, and p_min (the smallest p reachable). Seeds with
+    nothing to test (NaN τ) are left out of T, their reason in `notes`."""
+    seeds = [_seed_tau(x, y) for x, y in pairs_per_seed]
+    ok = [(t, v, p) for t, v, p, _ in seeds if v is not None]
+    out = dict(tau=[t for t, *_ in seeds], seeds=len(ok), notes=sorted({n for *_, n in seeds if n}),
+               p_seed=[float("nan") if v is None else _upper(v, p, t) for t, v, p, _ in seeds])
+    if not ok: return dict(out, sum=float("nan"), mean=float("nan"), p=float("nan"), p_min=float("nan"))
+    vals, probs = _convolve([(v, p) for _, v, p in ok])
+    t = float(sum(t for t, _, _ in ok))
+    return dict(out, sum=t, mean=t / len(ok), p=_upper(vals, probs, t), p_min=float(probs[-1]))
+
+# %% ../nbs/07_analysis.ipynb #c3477379
 def _weights(rows: pd.DataFrame | None, how: str, refs: list):
     "A run's final or average weight vector from its rows of one vector metric (steps with a NaN weight left out)."
     if rows is None or rows.empty: return None
@@ -837,10 +977,16 @@ def _weights(rows: pd.DataFrame | None, how: str, refs: list):
     if w.empty: return None
     return (w.iloc[-1] if how == "final" else w.mean()).to_numpy()
 
-def _ref_accuracy(info: dict, ref: str, split: str, seed) -> float:
+def _ref_accuracy(info: dict, ref: str, split: str, seed) -> tuple:
+    """(reference `ref`'s own `split` accuracy on `seed`, note): references.json's per-seed value; else its seed
+    average where that is each seed's own (one seed, or the same split for every seed); else NaN and why."""
     a = info["reference_accuracy"].get(ref, {})
-    v = a.get(split, a.get(f"seed_{seed}/{split}"))
-    return float("nan") if v is None else float(v)
+    own, avg = _num(a.get(f"seed_{seed}/{split}")), _num(a.get(split))
+    if not math.isnan(own): return own, ""
+    if math.isnan(avg): return avg, f"no {split} accuracy of reference {ref}"
+    if info.get("shared_splits", {}).get(split) or len({r.get("seed") for r in info["runs"]}) <= 1: return avg, ""
+    return float("nan"), (f"references.json holds only the seed average of the references' {split} accuracy, and "
+                          f"the {split} pairs are not known to be the same for every seed: no per-seed value")
 
 def _single_mask(t: pd.DataFrame) -> np.ndarray:
     return np.array([is_single_reference(l, w) for l, w in zip(t.loss, t.weighter)], dtype=bool)
@@ -851,21 +997,31 @@ def _single_accuracy(final: pd.DataFrame, ref: str, seed, sweep: str) -> float:
     return float(g.value.iloc[0]) if len(g) else float("nan")
 
 # %% ../nbs/07_analysis.ipynb #51524f9e
+def _per_seed(per_seed: list, values: list, fmt: str = ".3f") -> str:
+    return ", ".join(f"s{s}: {v:{fmt}}" if not math.isnan(v) else f"s{s}: —" for (s, *_), v in zip(per_seed, values))
+
 def _tau_row(method: str, against: str, weights: str, K: int, per_seed: list) -> dict:
-    "Aggregate [(seed, τ, p, note)] into one table row."
-    taus = [t for _, t, _, _ in per_seed if not math.isnan(t)]
-    ps = [p for _, _, p, _ in per_seed if not math.isnan(p)]
-    notes = sorted({n for *_, n in per_seed if n})
-    p_min = 1 / math.factorial(K) if K >= 2 else float("nan")
-    if K >= 2 and p_min > 0.05:
-        notes.append(f"significance unreachable: the smallest exact one-sided p for K = {K} is 1/{K}! = {p_min:.3f}")
+    "One table row from [(seed, x, y, note)]: τ and exact p per seed, and the pooled exact test of Σ τ over seeds."
+    nan = float("nan")
+    notes = {n for *_, n in per_seed if n}
+    try: res = kendall_pooled([(x, y) if x is not None else ([nan] * K, [nan] * K) for _, x, y, _ in per_seed])
+    except ValueError as e: res, notes = kendall_pooled([]), notes | {str(e)}
+    notes = sorted(notes | (set(res["notes"]) - ({"missing values"} if notes else set())))   # a reason said once
+    taus = [t for t in res["tau"] if not math.isnan(t)]
+    p1 = 1 / math.factorial(K) if K >= 2 else nan
+    if res["seeds"] and res["p_min"] > 0.05:
+        notes.append(f"significance unreachable: the smallest pooled exact p over {res['seeds']} seed(s) for K = {K} "
+                     f"is {res['p_min']:.3f}")
+    elif res["seeds"] and p1 > 0.05:
+        notes.append(f"one seed alone cannot reach 5% (smallest exact p 1/{K}! = {p1:.3f}), though the pooled test can "
+                     f"(smallest {res['p_min']:.2g})")
     if len(taus) == 1: notes.append("one seed: no s.e.")
     if not per_seed: notes.append("no completed run yet")
-    return {"method": method, "against": against, "weights": weights, "K": K, "seeds": len(per_seed),
-            "tau mean": float(np.mean(taus)) if taus else float("nan"), "tau s.e.": _se(taus),
-            "p mean": float(np.mean(ps)) if ps else float("nan"),
-            "p per seed": ", ".join(f"s{s}: {p:.3f}" if not math.isnan(p) else f"s{s}: —" for s, _, p, _ in per_seed),
-            "min p (1/K!)": p_min, "note": "; ".join(notes)}
+    return {"method": method, "against": against, "weights": weights, "K": K, "seeds": res["seeds"],
+            "tau per seed": _per_seed(per_seed, res["tau"]) if per_seed and res["tau"] else "",
+            "tau mean": res["mean"], "tau s.e.": _se(taus), "tau sum": res["sum"], "pooled p": res["p"],
+            "p per seed": _per_seed(per_seed, res["p_seed"]) if per_seed and res["p_seed"] else "",
+            "min p (1/K!)": p1, "min pooled p": res["p_min"], "note": "; ".join(notes)}
 
 # %% ../nbs/07_analysis.ipynb #f8fa2ee0
 def _kendall_table(obj, where, metric: str, weights: str, split: str, name: str) -> pd.DataFrame:
@@ -874,36 +1030,134 @@ def _kendall_table(obj, where, metric: str, weights: str, split: str, name: str)
     info = df.attrs["experiment"]; refs = info["references"]; K = len(refs)
     final = final_accuracy(df, split)
     by_run = dict(tuple(df[df.metric == metric].groupby("run")))
+    def own(seed):    # the seed's own reference accuracies, and why any is missing
+        got = [_ref_accuracy(info, k, split, seed) for k in refs]
+        return [v for v, _ in got], "; ".join(sorted({n for _, n in got if n}))
     rows = []
     for sweep, method, label in _multi_methods(df, where):
         runs = final[(final.method == method) & (final.sweep == sweep) & (final.status == "completed")]
         per = {"reference accuracy": [], "single-DPO accuracy": []}
         for r in runs.itertuples():
             w = _weights(by_run.get(r.run), weights, refs)
-            ref_acc = [_ref_accuracy(info, k, split, r.seed) for k in refs]
-            single = [_single_accuracy(final, k, r.seed, sweep) for k in refs]
-            for against, y in (("reference accuracy", ref_acc), ("single-DPO accuracy", single)):
-                res = kendall_exact(w, y) if w is not None else (float("nan"), float("nan"), f"no logged {metric}")
-                per[against].append((r.seed, *res))
+            (ref_acc, why), single = own(r.seed), [_single_accuracy(final, k, r.seed, sweep) for k in refs]
+            for against, y, note in (("reference accuracy", ref_acc, why), ("single-DPO accuracy", single, "")):
+                per[against].append((r.seed, w, y, note if w is not None else f"no logged {metric}"))
         for against, ps in per.items():
             rows.append(_tau_row(label + (f" [{sweep}]" if sweep else ""), against, f"{weights} {name}", K, ps))
     for sweep in sorted(final.sweep.unique()):
         seeds = sorted(final[final.sweep == sweep].seed.dropna().unique().tolist())
-        ps = [(s, *kendall_exact([_ref_accuracy(info, k, split, s) for k in refs],
-                                 [_single_accuracy(final, k, s, sweep) for k in refs])) for s in seeds]
+        ps = []
+        for s in seeds:
+            ref_acc, why = own(s)
+            ps.append((s, ref_acc, [_single_accuracy(final, k, s, sweep) for k in refs], why))
         name = "reference accuracy" + (f" [{sweep}]" if sweep else "")
         rows.append(_tau_row(name, "single-DPO accuracy", "—", K, ps))
     return pd.DataFrame(rows)
 
 def table_kendall(obj, weights: str = "final", split: str = "test", weighters=("vaw", "vdw")) -> pd.DataFrame:
-    "Table 1: Kendall τ (exact one-sided p) between VAW/VDW's α and reference / single-DPO accuracy, over seeds."
+    """Table 1: Kendall τ between VAW/VDW's α and reference / single-DPO accuracy: τ and exact p per seed, and the
+    pooled exact one-sided test over seeds (p = P(T >= t), T = Σ τ)."""
     return _kendall_table(obj, lambda l, w: w in weighters, "alpha", weights, split, "α")
 
 def table_tsw(obj, weights: str = "final", split: str = "test") -> pd.DataFrame:
-    "Table 2: Kendall τ (exact one-sided p) between TSW's μ and reference / single-DPO accuracy, over seeds."
+    """Table 2: Kendall τ between TSW's μ and reference / single-DPO accuracy: τ and exact p per seed, and the
+    pooled exact one-sided test over seeds (p = P(T >= t), T = Σ τ)."""
     return _kendall_table(obj, lambda l, w: w == "tsw", "mu", weights, split, "μ")
 
 # %% ../nbs/07_analysis.ipynb #9cd12460
+def _as_correct(a, what: str) -> np.ndarray:
+    "A 1-D boolean array of right/wrong per pair, from bools or 0/1."
+    a = np.asarray(a)
+    if a.ndim != 1 or not (a.dtype == bool or np.isin(a, (0, 1)).all()):
+        raise ValueError(f"{what} must be a 1-D array of 0/1 (or bool) per test pair, not shape {a.shape} "
+                         f"with values {np.unique(a)[:4].tolist()}")
+    return a.astype(bool)
+
+def mcnemar_pooled(pairs_per_seed) -> dict:
+    """Exact McNemar pooled over seeds `[(a_s, b_s)]` (0/1 per shared test pair: is method a / b right?): n10 = pairs
+    only a gets right, n01 = only b, summed over seeds; p = exact two-sided binomial p of n10 in n10 + n01 at 1/2
+    (1 where no pair is discordant). Also each seed's own n, n10, n01 and p (`per_seed`)."""
+    per = []
+    for s, (a, b) in enumerate(pairs_per_seed):
+        a, b = _as_correct(a, f"seed {s}: a"), _as_correct(b, f"seed {s}: b")
+        if len(a) != len(b): raise ValueError(f"seed {s}: a and b must hold the same pairs, not {len(a)} and {len(b)}")
+        per.append((len(a), int((a & ~b).sum()), int((~a & b).sum())))
+    n, n10, n01 = (int(sum(c)) for c in zip(*per)) if per else (0, 0, 0)
+    p = lambda x, y: float(stats.binomtest(x, x + y, 0.5).pvalue) if x + y else 1.0
+    return dict(n=n, n10=n10, n01=n01, difference=(n10 - n01) / n if n else float("nan"), p=p(n10, n01),
+                per_seed=[dict(n=m, n10=x, n01=y, p=p(x, y)) for m, x, y in per])
+
+def mcnemar_exact(a, b) -> dict:
+    "The exact McNemar test of two methods on one seed's shared test pairs: `mcnemar_pooled` of that one seed."
+    r = mcnemar_pooled([(a, b)])
+    return {k: v for k, v in r.items() if k != "per_seed"}
+
+# %% ../nbs/07_analysis.ipynb #6d41b854
+def paired_bootstrap(diffs_per_seed, confidence: float = 0.95, n_boot: int = 2000, shared: bool = False,
+                     rng=0) -> dict:
+    """Percentile interval of the mean over seeds of per-pair differences (`[array per seed]`: −1/0/1 for accuracy,
+    Δθ differences for margins), resampling seeds and, within each, test pairs. `shared`: every seed holds the same
+    pairs in the same order, so one resample of the pairs serves all seeds. NaN differences are left out."""
+    if not 0 < confidence < 1: raise ValueError(f"confidence must be in (0, 1), not {confidence!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
+        raise ValueError(f"n_boot must be an integer >= 100, not {n_boot!r}")
+    d = [x[~np.isnan(x)] for x in (np.asarray(v, dtype=float).ravel() for v in diffs_per_seed)]
+    d, nan = [x for x in d if len(x)], float("nan")
+    if not d: return dict(mean=nan, se=nan, low=nan, high=nan, seeds=0, pairs=0)
+    if shared and len({len(x) for x in d}) > 1:
+        raise ValueError(f"shared=True needs the same pairs in every seed, not {[len(x) for x in d]} pairs")
+    g, S = np.random.default_rng(rng), len(d)
+    if shared:
+        idx = g.integers(0, len(d[0]), (n_boot, len(d[0])))
+        per = np.stack([x[idx].mean(1) for x in d], 1)               # (n_boot, S), one resample of pairs for all
+    else: per = np.stack([x[g.integers(0, len(x), (n_boot, len(x)))].mean(1) for x in d], 1)
+    boot = np.take_along_axis(per, g.integers(0, S, (n_boot, S)), 1).mean(1) if S > 1 else per[:, 0]
+    lo, hi = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return dict(mean=float(np.mean([x.mean() for x in d])), se=float(boot.std(ddof=1)), low=float(lo),
+                high=float(hi), seeds=S, pairs=int(sum(map(len, d))))
+
+# %% ../nbs/07_analysis.ipynb #679cd72a
+def mcnemar_detectable(n: int, discordant: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest accuracy difference δ that a two-sided McNemar test at level `alpha` finds with probability `power`
+    over `n` pairs with discordant rate ψ: the root of √n·δ = z_{1−α/2}·√ψ + z_{power}·√(ψ − δ²). NaN where no
+    δ <= ψ is detectable (too few pairs, or none discordant)."""
+    if not n > 0 or not discordant > 0: return float("nan")
+    za, zb, psi = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power), min(float(discordant), 1.0)
+    f = lambda d: math.sqrt(n) * d - za * math.sqrt(psi) - zb * math.sqrt(max(psi - d * d, 0.0))
+    return float(optimize.brentq(f, 0.0, psi)) if f(psi) > 0 else float("nan")
+
+def detectable_difference(se: float, df: int | None = None, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest difference that a two-sided test at level `alpha` finds with probability `power` when its estimate
+    has standard error `se`: (z_{1−α/2} + z_{power})·se = 2.80·se, or Student-t quantiles on `df` degrees of freedom."""
+    if se is None or math.isnan(se) or (df is not None and df < 1): return float("nan")
+    q = stats.norm.ppf if df is None else (lambda p: stats.t.ppf(p, df))
+    return float((q(1 - alpha / 2) + q(power)) * se)
+
+# %% ../nbs/07_analysis.ipynb #4f977768
+def _pair_data(info: dict, split: str, problems: list) -> tuple:
+    """({run: (ids, margins)} of the completed runs' final `split` evaluation, {seed: (ids, margins)} of the untrained
+    policy: baseline_pairs.json, else a run's own first evaluation), from the folders' per-pair files."""
+    final, base = {}, {}
+    for r in info["runs"]:
+        if r.get("status") != "completed" or not r.get("dir"): continue
+        p = read_pairs(r["dir"], problems)
+        if split in p.get("final", {}): final[r["name"]] = p["final"][split]
+        if split in p.get("initial", {}): base.setdefault(r.get("seed"), p["initial"][split])
+    f = Path(info["root"]) / "baseline_pairs.json"
+    for k, v in (_read(f, problems, {}) if f.exists() else {}).items():
+        m = re.fullmatch(r"seed_(-?\d+)", str(k))
+        got = _pairs_of(v, f"{f}: {k}", problems).get(split) if m else None
+        if got is not None: base[int(m.group(1))] = got
+    return final, base
+
+def _aligned(p: tuple, q: tuple) -> tuple:
+    "(ids, margins of p, margins of q) on the pairs both hold, in p's order."
+    where = {i: k for k, i in enumerate(q[0])}
+    keep = [(k, where[i]) for k, i in enumerate(p[0]) if i in where]
+    a, b = (list(c) for c in zip(*keep)) if keep else ([], [])
+    return [p[0][k] for k in a], p[1][a], q[1][b]
+
+# %% ../nbs/07_analysis.ipynb #3cf4891b
 def paired_interval(diffs, confidence: float = 0.95) -> dict:
     "Mean, s.e. and Student-t interval of paired differences (NaN interval, with a note, for fewer than 2)."
     d = np.asarray([x for x in diffs if not math.isnan(x)], dtype=float)
@@ -914,33 +1168,102 @@ def paired_interval(diffs, confidence: float = 0.95) -> dict:
     se = float(d.std(ddof=1) / math.sqrt(n)); h = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
     return dict(n=n, mean=float(d.mean()), se=se, low=float(d.mean()) - h, high=float(d.mean()) + h, note="")
 
-def paired_comparisons(obj, split: str = "test", select_on: str = "val", confidence: float = 0.95) -> pd.DataFrame:
-    "Each multi-reference method vs the best single-reference run and vs the untrained policy: paired t-intervals."
+def _reading(effect: float, significant: bool, detectable: float, alpha: float) -> str:
+    "What a row says: a difference at `alpha`, or that the experiment could not detect one (never 'no difference')."
+    if math.isnan(effect): return "no comparison"
+    if significant: return f"{'higher' if effect > 0 else 'lower'} at {alpha:.0%}"
+    if math.isnan(detectable) or abs(effect) < detectable: return "not detectable at this size"
+    return f"not significant at {alpha:.0%}"
+
+def _pair_stats(al: dict, confidence: float, n_boot: int, rng) -> dict:
+    "McNemar (pooled and per seed), bootstrap of accuracy and Δθ differences on {seed: (ids, a margins, b margins)}."
+    shared = len({tuple(ids) for ids, _, _ in al.values()}) == 1
+    mc = mcnemar_pooled([(a > 0, b > 0) for _, a, b in al.values()])
+    right = [((a > 0).astype(float) - (b > 0)) for _, a, b in al.values()]
+    acc = paired_bootstrap(right, confidence, n_boot, shared, rng)
+    fin = all(np.isfinite(a).all() and np.isfinite(b).all() for _, a, b in al.values())
+    dth = paired_bootstrap([a - b for _, a, b in al.values()], confidence, n_boot, shared and fin, rng)
+    pc, alpha = f"{confidence:.0%}", 1 - confidence
+    return {"pairs": mc["n"], "n10/n01": f"{mc['n10']}/{mc['n01']}", "McNemar p (pooled)": mc["p"],
+            "McNemar p per seed": ", ".join(f"s{s}: {d['p']:.3f}" for s, d in zip(al, mc["per_seed"])),
+            f"bootstrap {pc} low": acc["low"], f"bootstrap {pc} high": acc["high"],
+            "Δθ difference": dth["mean"], f"Δθ {pc} low": dth["low"], f"Δθ {pc} high": dth["high"],
+            "Δθ detectable": detectable_difference(dth["se"], alpha=alpha),
+            "_effect": mc["difference"], "_p": mc["p"],
+            "_detectable": mcnemar_detectable(mc["n"], (mc["n10"] + mc["n01"]) / max(mc["n"], 1), alpha)}
+
+def _compare(mine: pd.Series, other: pd.Series, mine_p: dict, other_p: dict, confidence: float, n_boot: int,
+             rng) -> dict:
+    "One row: the per-seed t-interval, the per-pair statistics where both runs' pairs exist, the detectable size."
+    seeds = sorted(set(mine.dropna().index) & set(other.dropna().index))
+    res = paired_interval([mine[s] - other[s] for s in seeds], confidence)
+    pc, alpha = f"{confidence:.0%}", 1 - confidence
+    row = {"seeds": res["n"], "mean difference": res["mean"], "s.e. (seeds)": res["se"], f"{pc} low": res["low"],
+           f"{pc} high": res["high"]}
+    notes = [res["note"]] if res["note"] else []
+    al = {s: _aligned(mine_p[s], other_p[s]) for s in seeds if s in mine_p and s in other_p}
+    al = {s: v for s, v in al.items() if len(v[0])}
+    if al:
+        row.update(_pair_stats(al, confidence, n_boot, rng))
+        effect, significant, det = row.pop("_effect"), row.pop("_p") < alpha, row.pop("_detectable")
+        if len(al) < len(seeds): notes.append(f"per-pair results for {len(al)} of {len(seeds)} seed(s)")
+    else:
+        notes.append(f"no per-pair results ({PAIRS_FILE}): McNemar, bootstrap and Δθ not computed")
+        effect, det = res["mean"], detectable_difference(res["se"], res["n"] - 1, alpha)
+        significant = res["low"] > 0 or res["high"] < 0
+        if res["se"] == 0:     # every seed the same difference: a t-interval of width 0 is no evidence
+            significant, det = False, float("nan")
+            notes.append("every seed gives the same difference: no spread over seeds to test it against")
+    row.update({f"detectable ({alpha:.0%}, power 0.8)": det, "reading": _reading(effect, significant, det, alpha),
+                "note": "; ".join(notes)})
+    return row
+
+# %% ../nbs/07_analysis.ipynb #135491ae
+def _best_single(df: pd.DataFrame, sweep: str, select_on: str, split: str) -> tuple:
+    "(the best single-reference method's summary row, how it was chosen): on `select_on`, else on `split`; or None."
+    for on in dict.fromkeys((select_on, split)):
+        sel = final_accuracy(df, on)
+        singles = method_summary(sel[(sel.sweep == sweep).to_numpy() & _single_mask(sel)])
+        singles = singles[singles.n > 0]
+        if len(singles):
+            how = on if on == select_on else f"{on}, as no run evaluated {select_on}"
+            return singles.loc[singles["mean"].idxmax()], how
+    return None, None
+
+def _paired_columns(confidence: float) -> list:
+    "The paired table's columns, in reading order (the per-pair ones NaN where no run holds per-pair results)."
+    pc = f"{confidence:.0%}"
+    return ["method", "versus", "seeds", "mean difference", "s.e. (seeds)", f"{pc} low", f"{pc} high", "pairs",
+            "n10/n01", "McNemar p (pooled)", "McNemar p per seed", f"bootstrap {pc} low", f"bootstrap {pc} high",
+            "Δθ difference", f"Δθ {pc} low", f"Δθ {pc} high", "Δθ detectable",
+            f"detectable ({1 - confidence:.0%}, power 0.8)", "reading", "note"]
+
+def paired_comparisons(obj, split: str = "test", select_on: str = "val", confidence: float = 0.95,
+                       n_boot: int = 2000, rng=0) -> pd.DataFrame:
+    """Each multi-reference method vs the best single-reference run and vs the untrained policy: the per-seed
+    t-interval and, on the shared test pairs (`eval_pairs.json`), exact McNemar per seed and pooled, a paired
+    bootstrap of the accuracy and Δθ differences, the smallest detectable difference and what the row can say."""
     _choose("split", split, SPLITS); _choose("select_on", select_on, SPLITS)
     if not 0 < confidence < 1: raise ValueError(f"confidence must be in (0, 1), not {confidence!r}")
     df = _as_table(obj)
-    final, sel = final_accuracy(df, split), final_accuracy(df, select_on)
-    base = untrained_accuracy(df, split)
+    final, base = final_accuracy(df, split), untrained_accuracy(df, split)
+    problems = []
+    by_run, base_p = _pair_data(df.attrs["experiment"], split, problems)
     rows = []
     for sweep in sorted(final.sweep.unique()):
-        f = final[final.sweep == sweep]
-        singles = method_summary(sel[(sel.sweep == sweep).to_numpy() & _single_mask(sel)])
-        singles = singles[singles.n > 0]
-        best = singles.loc[singles["mean"].idxmax()] if len(singles) else None
-        best_by_seed = (f[f.method == best.method].set_index("seed").value if best is not None
-                        else pd.Series(dtype=float))
+        f, tag = final[final.sweep == sweep], (f" [{sweep}]" if sweep else "")
+        best, how = _best_single(df, sweep, select_on, split)
+        series = lambda g: (g.set_index("seed").value, {s: by_run[r] for s, r in zip(g.seed, g.run) if r in by_run})
         for _, method, label in [k for k in _multi_methods(df, lambda l, w: True) if k[0] == sweep]:
-            mine = f[f.method == method].set_index("seed").value
-            comps = [] if best is None else [(f"best single reference ({best.label}, by {select_on})", best_by_seed)]
-            comps.append(("untrained policy", pd.Series(base, dtype=float)))
-            for name, other in comps:
-                seeds = sorted(set(mine.dropna().index) & set(other.dropna().index))
-                res = paired_interval([mine[s] - other[s] for s in seeds], confidence)
-                rows.append({"method": label + (f" [{sweep}]" if sweep else ""), "versus": name, "seeds": res["n"],
-                             "mean difference": res["mean"], "s.e.": res["se"], f"{confidence:.0%} low": res["low"],
-                             f"{confidence:.0%} high": res["high"], "note": res["note"] or
-                             ("interval excludes 0" if res["low"] > 0 or res["high"] < 0 else "interval includes 0")})
+            mine, mine_p = series(f[f.method == method])
+            comps = [] if best is None else [(f"best single reference ({best.label}, by {how})",
+                                              *series(f[f.method == best.method]))]
+            comps.append(("untrained policy", pd.Series(base, dtype=float), base_p))
+            for name, other, other_p in comps:
+                rows.append({"method": label + tag, "versus": name,
+                             **_compare(mine, other, mine_p, other_p, confidence, n_boot, rng)})
             if best is None:
-                rows.append({"method": label, "versus": "best single reference", "seeds": 0,
+                rows.append({"method": label + tag, "versus": "best single reference", "seeds": 0,
                              "note": "no single-reference run"})
-    return pd.DataFrame(rows)
+    for r in rows: r["note"] = "; ".join([n for n in (r.get("note"), *problems) if n])
+    return pd.DataFrame(rows).reindex(columns=_paired_columns(confidence))

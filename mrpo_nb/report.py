@@ -88,17 +88,57 @@ def _mean_se(m, se, n) -> str:
     if m is None or (isinstance(m, float) and math.isnan(m)): return "—"
     return f"{m:.3f}" + (f" ± {se:.3f}" if not math.isnan(se) else "") + f" (n = {n})"
 
+def _shared_notes(notes) -> tuple:
+    "(each row's own notes, the notes every row shares): a note shared by all rows is said once, above the table."
+    sets = [set(str(n).split("; ")) - {"", "nan"} for n in notes]
+    common = set.intersection(*sets) if sets else set()
+    return ["; ".join(sorted(n - common)) for n in sets], sorted(common)
+
+_KENDALL_CAPTION = ("τ: Kendall's τ-b per seed. Pooled p: exact one-sided P(T ≥ t) for T = Σ τ over seeds, its null "
+                    "the convolution of the per-seed exact permutation nulls (ties kept); the observed value is "
+                    "included. The paper does not state its p convention.")
+
 def _kendall_display(t: pd.DataFrame):
-    "Table 1/2 for reading: τ as mean ± s.e., and a note shared by every row said once above the table."
+    "Table 1/2 for reading: τ per seed and as mean ± s.e., the pooled exact p; a note every row shares said once."
     if t is None or len(t) == 0: return "<p class='note'>no run of these weighters in this experiment</p>", []
-    notes = [set(n.split("; ")) - {""} for n in t.note]
-    common = set.intersection(*notes) if notes else set()
+    own, common = _shared_notes(t.note)
     out = pd.DataFrame({"method": t.method, "against": t.against, "weights": t.weights, "seeds": t.seeds,
+                        "τ per seed": t["tau per seed"],
                         "τ (mean ± s.e.)": [_mean_se(m, se, n).split(" (n")[0]
                                             for m, se, n in zip(t["tau mean"], t["tau s.e."], t.seeds)],
-                        "one-sided exact p (mean)": [round(p, 3) for p in t["p mean"]],   # NaN shows as —
-                        "p per seed": t["p per seed"], "note": ["; ".join(sorted(n - common)) for n in notes]})
-    return _table(out), sorted(common)
+                        "pooled exact p, P(T ≥ t)": [round(p, 4) for p in t["pooled p"]],   # NaN shows as —
+                        "p per seed": t["p per seed"], "note": own})
+    return _table(out, _KENDALL_CAPTION), common
+
+def _interval(m, lo, hi) -> str:
+    "m [lo, hi], signed, or — where there is no estimate."
+    if m is None or math.isnan(m): return "—"
+    return f"{m:+.3f}" + ("" if lo is None or math.isnan(lo) else f" [{lo:+.3f}, {hi:+.3f}]")
+
+_PAIRED_CAPTION = ("Differences are method − comparator. The t-interval's s.e. is over seeds only; McNemar (exact, "
+                   "two-sided, discordant pairs summed over seeds) and the bootstrap (over seeds and test pairs) "
+                   "include test-pair sampling. 'Not detectable at this size': smaller than the smallest difference "
+                   "this experiment detects at 5% with power 0.8, which is not a finding of no difference.")
+
+def _paired_display(t: pd.DataFrame):
+    "The paired comparisons for reading: intervals as one cell each; a note every row shares said once."
+    if t is None or len(t) == 0: return "<p class='note'>no multi-reference run to compare</p>", []
+    own, common = _shared_notes(t.note)
+    num = lambda v, d=3: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), d)
+    out = pd.DataFrame({
+        "method": t.method, "versus": t.versus, "seeds": t.seeds,
+        "accuracy difference [95% t, seeds]": [_interval(*r) for r in zip(t["mean difference"], t["95% low"],
+                                                                            t["95% high"])],
+        "test pairs": ["—" if pd.isna(v) else int(v) for v in t.pairs], "n10/n01": t["n10/n01"].fillna("—"),
+        "McNemar p (pooled)": [num(v, 4) for v in t["McNemar p (pooled)"]],
+        "McNemar p per seed": t["McNemar p per seed"].fillna("—"),
+        "bootstrap 95% (pairs, seeds)": [_interval(m, lo, hi) if not math.isnan(lo) else "—" for m, lo, hi in
+                                         zip(t["mean difference"], t["bootstrap 95% low"], t["bootstrap 95% high"])],
+        "Δθ difference [95% bootstrap]": [_interval(*r) for r in zip(t["Δθ difference"], t["Δθ 95% low"],
+                                                                      t["Δθ 95% high"])],
+        "smallest detectable (5%, power 0.8)": [num(v) for v in t["detectable (5%, power 0.8)"]],
+        "reading": t.reading.fillna("—"), "note": own})
+    return _table(out, _PAIRED_CAPTION), common
 
 def _methods_table(df, dataset):
     "Final val/test accuracy per method (mean ± s.e.), with the paper's value beside ours for a paper preset."
@@ -232,8 +272,8 @@ def _sections(exp, df, notes: list, said=()) -> list:
               lambda: _kendall_display(table_kendall(df)), "kendall"),
              ("Table 2 · Kendall τ between TSW's μ and reference quality",
               lambda: _kendall_display(table_tsw(df)), "kendall-tsw"),
-             ("Paired comparisons (per-seed differences, Student-t 95% interval)",
-              lambda: (_table(_fmt(paired_comparisons(df))), []), "paired"),
+             ("Paired comparisons (shared test pairs: exact McNemar, paired bootstrap; per-seed Student-t)",
+              lambda: _paired_display(paired_comparisons(df)), "paired"),
              ("Step-by-step views", lambda: _explorers_section(exp), "explorers"),
              ("Data and references", lambda: _data_section(exp), "data"),
              ("Provenance", lambda: _provenance_section(exp), "provenance")]
