@@ -18,13 +18,13 @@ from scipy import optimize, stats
 from .core import DamagedFile, read_json
 
 # %% auto #0
-__all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'SPLITS', 'PAPER_RESULTS', 'find_runs', 'read_metrics', 'RunData',
-           'read_run', 'Experiment', 'load_experiment', 'tidy', 'read_pairs', 'write_synthetic_experiment',
-           'is_single_reference', 'final_accuracy', 'method_summary', 'untrained_accuracy', 'paper_value',
-           'paper_dataset', 'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha',
-           'delta_sign_shares', 'fig_tsw', 'fig_sweep', 'kendall_null', 'kendall_exact', 'kendall_pooled',
-           'table_kendall', 'table_tsw', 'mcnemar_pooled', 'mcnemar_exact', 'paired_bootstrap', 'mcnemar_detectable',
-           'detectable_difference', 'paired_interval', 'paired_comparisons']
+__all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'SPLITS', 'PAPER_RESULTS', 'ONE_HOT_WEIGHTERS', 'find_runs',
+           'read_metrics', 'RunData', 'read_run', 'Experiment', 'load_experiment', 'tidy', 'read_pairs',
+           'write_synthetic_experiment', 'is_single_reference', 'final_accuracy', 'method_summary',
+           'untrained_accuracy', 'paper_value', 'paper_dataset', 'left_out_notes', 'fig_final_accuracy',
+           'fig_accuracy_curves', 'fig_alpha', 'delta_sign_shares', 'fig_tsw', 'fig_sweep', 'kendall_null',
+           'kendall_exact', 'kendall_pooled', 'table_kendall', 'table_tsw', 'mcnemar_pooled', 'mcnemar_exact',
+           'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference', 'paired_interval', 'paired_comparisons']
 
 # %% ../nbs/07_analysis.ipynb #0bbbe99c
 _RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -609,9 +609,16 @@ def paper_dataset(obj) -> str | None:
 
 # %% ../nbs/07_analysis.ipynb #27d09e17
 _LOSS_COLOR = {"ln_dpo": "#4c78a8", "dpo": "#4c78a8", "mrpo": "#f58518", "mdpo": "#54a24b", "geometric": "#b279a2",
-               "ref_free": "#9d755d"}
+               "ref_free": "#9d755d", "one_hot": "#e45756"}
 _LOSS_LEGEND = {"ln_dpo": "LN-DPO, one reference", "dpo": "DPO, one reference", "mrpo": "MRPO", "mdpo": "MDPO",
-                "geometric": "Geometric mixture", "ref_free": "no reference"}
+                "geometric": "Geometric mixture", "ref_free": "no reference",
+                "one_hot": "one-hot α (any loss: LN-DPO on the chosen reference)"}
+ONE_HOT_WEIGHTERS = ("tsw", "swcw_oh")
+"Weighters whose α is one-hot: under them every loss is single-reference LN-DPO, so their bars are not the loss's."
+
+def _legend_group(summ: pd.DataFrame) -> pd.Series:
+    "The legend group of each method: its loss, or 'one_hot' for the one-hot weighters."
+    return summ.loss.where(~summ.weighter.isin(ONE_HOT_WEIGHTERS), "one_hot")
 
 def left_out_notes(final: pd.DataFrame) -> list:
     """Why runs of a `final_accuracy` table are left out, one note per reason (not one per run or method): runs
@@ -653,8 +660,9 @@ def fig_final_accuracy(obj, split: str = "test", paper: str | bool | None = None
     notes, shown = _summary_notes(summ, final), set()
     for c, facet in enumerate(facets, 1):
         sub = summ[summ.sweep == facet]
-        for loss in dict.fromkeys(sub.loss):
-            g = sub[sub.loss == loss]
+        group = _legend_group(sub)
+        for loss in dict.fromkeys(group):
+            g = sub[group == loss]
             fig.add_bar(x=g.label, y=g["mean"], error_y=dict(type="data", array=g.se.tolist(), visible=True),
                         name=_LOSS_LEGEND.get(loss, loss), marker_color=_LOSS_COLOR.get(loss, "#888"), legendgroup=loss,
                         showlegend=loss not in shown, customdata=np.stack([g.n, g.se], axis=-1),
