@@ -612,7 +612,7 @@ _LOSS_COLOR = {"ln_dpo": "#4c78a8", "dpo": "#4c78a8", "mrpo": "#f58518", "mdpo":
                "ref_free": "#9d755d", "one_hot": "#e45756"}
 _LOSS_LEGEND = {"ln_dpo": "LN-DPO, one reference", "dpo": "DPO, one reference", "mrpo": "MRPO", "mdpo": "MDPO",
                 "geometric": "Geometric mixture", "ref_free": "no reference",
-                "one_hot": "one-hot α (any loss: LN-DPO on the chosen reference)"}
+                "one_hot": "one-hot α (any loss)"}
 ONE_HOT_WEIGHTERS = ("tsw", "swcw_oh")
 "Weighters whose α is one-hot: under them every loss is single-reference LN-DPO, so their bars are not the loss's."
 
