@@ -21,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 # OpenMP threads sleep rather than spin while waiting: on a shared 2-core machine spinning slows every notebook several-fold.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: test demo demo-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check docs-preview lint widget-assets katex-assets chromium deepspeed gpu-smoke
+.PHONY: test demo demo-fixture demo-large-fixture copy-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check docs-preview lint widget-assets katex-assets chromium deepspeed gpu-smoke
 
 $(PY):
 	python3 -m venv "$(VENV)"
@@ -91,14 +91,25 @@ demo: install install-models
 # whole filtered pool, is left out: 120 KB that no reader needs). Runs the demo first if needed.
 demo-fixture: install install-models
 	if [ ! -f runs/demo/index.json ]; then "$(BIN)/mrpo" demo --no-report; fi
-	rm -rf nbs/data/demo_experiment
-	cd runs/demo
-	find . -type f \( -name '*.json' -o -name '*.jsonl' \) -not -path '*/checkpoints/*' -not -path '*/adapter/*' \
-	  -not -path ./data/pool.json | while read -r f; do
-	  mkdir -p "$(CURDIR)/nbs/data/demo_experiment/$$(dirname "$$f")"
-	  cp "$$f" "$(CURDIR)/nbs/data/demo_experiment/$$f"
+	$(MAKE) --no-print-directory copy-fixture FROM=runs/demo TO=nbs/data/demo_experiment
+
+# the larger preset's committed results (under an hour on a 2-core CPU): the figures of 07b_findings
+demo-large-fixture: install install-models
+	if [ ! -f runs/demo-large/index.json ] || grep -q '"pending"\|"running"\|"failed"' runs/demo-large/index.json; then
+	  "$(BIN)/mrpo" run demo-large --out runs/demo-large
+	fi
+	$(MAKE) --no-print-directory copy-fixture FROM=runs/demo-large TO=nbs/data/demo_large_experiment
+
+# an experiment folder's small files (json/jsonl and the score table, no weights, no pool) into the notebooks' data
+copy-fixture:
+	rm -rf "$(TO)"
+	cd "$(FROM)"
+	find . -type f \( -name '*.json' -o -name '*.jsonl' -o -name 'scores.safetensors' \) -not -path '*/checkpoints/*' \
+	  -not -path '*/adapter/*' -not -path ./data/pool.json | while read -r f; do
+	  mkdir -p "$(CURDIR)/$(TO)/$$(dirname "$$f")"
+	  cp "$$f" "$(CURDIR)/$(TO)/$$f"
 	done
-	echo "copied $$(find "$(CURDIR)/nbs/data/demo_experiment" -type f | wc -l) files into nbs/data/demo_experiment/"
+	echo "copied $$(find "$(CURDIR)/$(TO)" -type f | wc -l) files into $(TO)/"
 
 readme: install-dev
 	"$(PY)" tools/readme.py

@@ -19,13 +19,14 @@ from .core import DamagedFile, atomic_write, plain, read_json, write_json
 
 # %% auto #0
 __all__ = ['SWEEPABLE', 'GRID_FIELDS', 'DEFAULT_SPEC', 'LOSS_LABELS', 'WEIGHTER_LABELS', 'ONE_HOT_WEIGHTERS', 'ONE_HOT_LOSS',
-           'METHOD_FORMS', 'STATUSES', 'DEMO_REFERENCES', 'PAPER_REFERENCES', 'ALL_MULTI', 'PRESETS', 'PARAMS_B',
-           'LM_HEAD_B', 'RATES', 'SpecError', 'normalize_spec', 'sweep_axes', 'parse_method', 'expand_methods',
-           'method_notes', 'spec_hash', 'grid', 'parse_shard', 'shard_runs', 'ExperimentMismatch', 'folder_lock',
-           'versions', 'git_commit', 'open_experiment', 'load_pool', 'make_splits', 'model_specs', 'prepare_data',
-           'split_datasets', 'default_cache_dir', 'score_experiment', 'evaluate_baseline', 'is_main_process',
-           'run_status', 'index_entry', 'write_index', 'provenance', 'ExperimentResult', 'run_experiment', 'results',
-           'results_table', 'load_experiment_spec', 'override', 'substitute_models', 'plan', 'format_plan']
+           'METHOD_FORMS', 'BASELINE_FILES', 'STATUSES', 'DEMO_SINGLE', 'DEMO_REFERENCES', 'PAPER_REFERENCES',
+           'ALL_MULTI', 'PRESETS', 'PARAMS_B', 'LM_HEAD_B', 'RATES', 'N_LAYERS', 'SpecError', 'normalize_spec',
+           'sweep_axes', 'parse_method', 'expand_methods', 'method_notes', 'spec_hash', 'grid', 'parse_shard',
+           'shard_runs', 'ExperimentMismatch', 'folder_lock', 'versions', 'git_commit', 'open_experiment', 'load_pool',
+           'make_splits', 'model_specs', 'prepare_data', 'split_datasets', 'default_cache_dir', 'score_experiment',
+           'evaluate_baseline', 'is_main_process', 'run_status', 'index_entry', 'write_index', 'provenance',
+           'ExperimentResult', 'run_experiment', 'results', 'results_table', 'paired_lines', 'load_experiment_spec',
+           'override', 'substitute_models', 'plan', 'format_plan']
 
 # %% ../nbs/06_experiments.ipynb #6cd21dcd
 SWEEPABLE = ("beta", "lr", "gamma", "lora_r")
@@ -440,7 +441,8 @@ def git_commit(folder=None) -> str | None:
         return r.stdout.strip() or None if r.returncode == 0 else None
     except (OSError, subprocess.SubprocessError): return None
 
-_OUTPUTS = ("data", "runs", "scores.safetensors", "references.json", "baseline.json", "index.json", "timings.json")
+_OUTPUTS = ("data", "runs", "scores.safetensors", "references.json", "baseline.json", "baseline_pairs.json",
+            "baseline_values.json", "index.json", "timings.json")
 
 def _replaceable(out: Path, old: dict) -> bool:
     "An experiment folder whose data stage failed and where no run has completed may take a corrected experiment."
@@ -638,10 +640,23 @@ def default_cache_dir() -> Path:
     root = Path(env).expanduser() if env else Path.home() / ".cache" / "mrpo_nb"
     return root / "scores"
 
+def _reference_accuracies(table, splits: dict) -> dict:
+    """Each reference's own accuracy: `seed_S/val`, `seed_S/test` for every seed (the pairs that seed evaluates on),
+    and `val`, `test` averaged over the seeds."""
+    from mrpo_nb.scoring import reference_accuracy
+    acc, out = {}, {}
+    for sd, sp in splits.items():
+        for n, v in reference_accuracy(table, {k: sp[k] for k in ("val", "test") if sp[k]}).items():
+            for k, x in v.items():
+                acc.setdefault(n, {}).setdefault(k, []).append(x)
+                out.setdefault(n, {})[f"seed_{sd}/{k}"] = float(x)
+    for n, a in acc.items(): out[n].update({k: float(np.mean(v)) for k, v in a.items()})
+    return out
+
 def score_experiment(s: dict, out: Path, pool, splits: dict, clock, progress=True, say=print, cache_dir=None,
                      models: dict | None = None):
     "One scoring pass of every reference over only the pairs some split uses; each reference's own val/test accuracy."
-    from mrpo_nb.scoring import ScoreTable, score_references, reference_accuracy
+    from mrpo_nb.scoring import ScoreTable, score_references
     f = out / "scores.safetensors"
     needed = sorted({i for sp in splits.values() for v in sp.values() for i in v})
     names = list(s["references"])
@@ -659,29 +674,29 @@ def score_experiment(s: dict, out: Path, pool, splits: dict, clock, progress=Tru
                                  progress=progress)
         if not is_main_process(): return table   # the main process writes the files
         table.save(f)
-        acc = {}
-        for sd, sp in splits.items():
-            for n, v in reference_accuracy(table, {k: sp[k] for k in ("val", "test") if sp[k]}).items():
-                for k, x in v.items(): acc.setdefault(n, {}).setdefault(k, []).append(x)
         write_json(out / "references.json", dict(names=names, specs=dict(s["references"]),
-                   accuracy={n: {k: float(np.mean(v)) for k, v in a.items()} for n, a in acc.items()},
+                   accuracy=_reference_accuracies(table, splits),
                    seconds={n: table.meta.get(n, {}).get("seconds") for n in names}))
     return table
 
+BASELINE_FILES = ("baseline.json", "baseline_pairs.json", "baseline_values.json")
+
 def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None, say=print) -> dict:
     """The untrained policy's preference accuracy on val and test, once per seed (once in all when val/test do not
-    change with the seed)."""
+    change with the seed): baseline.json; each pair's margin Δθ (baseline_pairs.json) and summed log-probs and
+    lengths (baseline_values.json), for paired tests and the reference influence at initialisation."""
     f = out / "baseline.json"
     try: old = read_json(f, {})
     except DamagedFile as e: say(f"{e}: evaluating the untrained policy again"); old = {}
     ok = lambda v: isinstance(v, dict) and all(x is None or _is_real(x) for x in v.values())
     old = {k: v for k, v in old.items() if ok(v)}
-    if all(f"seed_{sd}" in old for sd in s["seeds"]): return old
-    from mrpo_nb.training import encode_pairs, policy_values, preference_accuracy
+    have = all((out / n).exists() for n in BASELINE_FILES[1:])
+    if have and all(f"seed_{sd}" in old for sd in s["seeds"]): return old
+    from mrpo_nb.training import encode_pairs, policy_values, preference_accuracy, policy_margins
     with clock("baseline"):
         lm = policy if policy is not None else _load_policy(s["policy"], bool(s["train"].get("load_in_4bit")))
         bs = int(s["train"].get("eval_batch_size", 32))
-        memo = {}
+        memo, pairs, values = {}, {}, {}
         for sd in s["seeds"]:
             res = {}
             for k in ("val", "test"):
@@ -690,9 +705,13 @@ def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None
                 if ids not in memo:
                     enc = encode_pairs(lm.tokenizer, split_datasets(pool, {k: list(ids)})[k], lm.template,
                                        s["data"]["max_length"])
-                    memo[ids] = preference_accuracy(policy_values(lm.model, enc, None, lm.tokenizer.pad_token_id, bs))
-                res[f"{k}/accuracy"] = memo[ids]
+                    memo[ids] = policy_values(lm.model, enc, None, lm.tokenizer.pad_token_id, bs)
+                v = memo[ids]
+                res[f"{k}/accuracy"] = preference_accuracy(v)
+                pairs.setdefault(f"seed_{sd}", {})[k] = dict(ids=list(ids), margin=policy_margins(v).tolist())
+                values.setdefault(f"seed_{sd}", {})[k] = dict(ids=list(ids), **{n: x.tolist() for n, x in v.items()})
             old[f"seed_{sd}"] = res
+        write_json(out / "baseline_pairs.json", pairs); write_json(out / "baseline_values.json", values)
         write_json(f, old)
     return old
 
@@ -786,10 +805,11 @@ class ExperimentResult:
 
 def _train_one(run, s, root, pool, ids, table, base, fingerprint, progress, hook, main=True, initial=None) -> str:
     """Train one run into its folder; only the `main` process writes the folder's files (every process trains).
-    `base`: the loaded policy to copy, or None to let training load it (e.g. quantised to NF4); `initial`: the
-    untrained policy's accuracies (baseline.json's, for the run's seed), its summary's `initial` when step 0 is not
-    evaluated."""
+    `base`: the loaded policy, or None to let training load it (e.g. quantised to NF4): on one process every run
+    trains on it and hands it back without its adapter (`reuse_policy`); several processes each train a copy.
+    `initial`: the untrained policy's accuracies (baseline.json's, for the run's seed), the run's step 0."""
     from mrpo_nb.training import TrainConfig, train
+    alone = int(os.environ.get("WORLD_SIZE", "1")) == 1   # one process: no wrapper (DDP, FSDP) holds the model
     rd = root / "runs" / run["name"]
     rd.mkdir(parents=True, exist_ok=True)
     if main:
@@ -800,9 +820,9 @@ def _train_one(run, s, root, pool, ids, table, base, fingerprint, progress, hook
     try:
         cfg = TrainConfig.from_dict(dict(run["config"], progress=progress))
         summary = train(cfg, split_datasets(pool, ids), table, run_dir=rd,
-                        policy=None if base is None else copy.deepcopy(base),
+                        policy=None if base is None else (base if alone else copy.deepcopy(base)),
                         resume=True, hook=(lambda tr, rec: hook(run, tr, rec)) if hook else None,
-                        initial=initial, initial_source="baseline.json")
+                        initial=initial, initial_source="baseline.json", reuse_policy=alone)
         status = "completed" if summary.get("status") == "completed" else "failed"
         err = None if status == "completed" else f"training ended with status {summary.get('status')!r}"
         if status == "completed" and main:   # a result is a summary that reads back with the final metrics asked for
@@ -988,7 +1008,7 @@ def results(root, split: str = "test") -> list[dict]:
                          runs=g["runs"], failed=g["failed"], errors=g["errors"]))
     return rows
 
-def results_table(root, split: str = "test") -> str:
+def results_table(root, split: str = "test", paired: bool = True) -> str:
     """`results` as a text table: method, final accuracy mean ± s.e. over seeds, completed/total runs; below it, each
     failed run and its reason."""
     rows = results(root, split)
@@ -1003,9 +1023,49 @@ def results_table(root, split: str = "test") -> str:
         out.append(f"{lab(r):<{w}}{acc:>20}   {done}")
     errors = [x for r in rows for x in r["errors"]]
     if errors: out += ["", "failed runs:"] + [f"  {name}: {err}" for name, err in errors]
+    if paired and any(r["n"] for r in rows[1:]): out += ["", *paired_lines(root, split)]
     return "\n".join(out)
 
+def _signed(x, digits: int = 3) -> str: return "-" if x is None or not math.isfinite(x) else f"{x:+.{digits}f}"
+
+def paired_lines(root, split: str = "test") -> list[str]:
+    """Below the results table: each method against the best single reference of its sweep value, paired over the
+    shared `split` pairs (mrpo_nb.analysis.paired_comparisons): the accuracy difference, its bootstrap 95% interval,
+    the pooled exact McNemar p, the smallest difference detectable at 5% with power 0.8, and what the row can say;
+    then how much the references change each pair's gradient weight σ(−z) at initialisation, per trained β."""
+    from mrpo_nb import analysis
+    t = analysis.paired_comparisons(root, split)
+    if len(t): t = t[t.versus.str.startswith("best single reference") & (t.seeds.fillna(0) > 0)]
+    if not len(t): return ["paired comparisons: no single-reference run to compare with"]
+    w = max(len(m) for m in t["method"]) + 2
+    out = [f"paired against the best single reference ({t['versus'].iloc[0].split('(', 1)[-1].rstrip(')')}), "
+           f"over the {split} pairs every run evaluates:",
+           f"{'method':<{w}}{'difference':>11}{'bootstrap 95% CI':>20}{'McNemar p':>11}{'detectable':>12}   reading"]
+    for _, r in t.iterrows():
+        ci = f"[{_signed(r['bootstrap 95% low'])}, {_signed(r['bootstrap 95% high'])}]"
+        p, d = r["McNemar p (pooled)"], r["detectable (5%, power 0.8)"]
+        out.append(f"{r['method']:<{w}}{_signed(r['mean difference']):>11}{ci:>20}"
+                   f"{'-' if not math.isfinite(p) else f'{p:.3f}':>11}{'-' if not math.isfinite(d) else f'{d:.3f}':>12}"
+                   f"   {r['reading']}")
+    return out + _influence_lines(root, split)
+
+def _influence_lines(root, split: str) -> list[str]:
+    "The references' spread of σ(−z) per pair at initialisation, at each β the grid trains (none without the files)."
+    from mrpo_nb import analysis
+    try:
+        beta = ((read_json(Path(root) / "experiment.json", {}).get("spec") or {}).get("train") or {}).get("beta", 0.1)
+        inf = analysis.influence_at_init(root, betas=sorted({float(b) for b in np.atleast_1d(beta)}), split=split)
+    except (OSError, ValueError, KeyError) as e: return [f"reference influence at initialisation: not available ({e})"]
+    sd = inf[inf.quantity == "s.d. across references"]
+    return ["how much the references change each pair's gradient weight σ(−z) at initialisation (the s.d. across "
+            "references, per pair):"] + [f"  beta={b:g}: mean {r['mean']:.3f}, 90th percentile {r['q90']:.3f} "
+                                         f"(on {int(r['pairs'])} {split} pairs)" for b, r in sd.set_index("beta").iterrows()]
+
 # %% ../nbs/06_experiments.ipynb #c9a21e95
+DEMO_SINGLE = "qwen2.5-coder-0.5b"
+"""The demo's one single-reference run: a reference with the best own accuracy on the demo's 16 validation pairs
+(0.69, tied with Gemma 3; chosen before any training, on val only). `demo-full` trains every single reference."""
+
 DEMO_REFERENCES = {"smollm2": "smollm2", "gemma3-270m": "gemma3-270m", "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b"}
 PAPER_REFERENCES = {
     "llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct", "mistral-7b": "mistralai/Mistral-7B-Instruct-v0.3",
@@ -1031,15 +1091,29 @@ def _paper(name, source, batch, seeds, subsample, tokens):
 PRESETS = {
     "demo": dict(
         name="demo",
-        description="The embedded default: built-in data, SmolLM2 policy, three offline reference families, CPU "
-        "minutes.",
-        data=dict(source="builtin", pct=2.5, max_length=256, sizes=dict(train=24, val=16, test=24), resample="train"),
+        description="Does the reference matter, and when? The paper's β = 0.1 against β = 2.5 (a length-normalised "
+        "scale at which the references' per-pair weights σ(−z) differ), for methods that use the references "
+        "differently: one reference, Original, VAW, TSW and none. Built-in data, SmolLM2 policy, three offline "
+        "reference families, CPU minutes.",
+        data=dict(source="builtin", pct=2.5, max_length=256, sizes=dict(train=32, val=16, test=48), resample="train"),
         policy="smollm2", references=dict(DEMO_REFERENCES),
-        train=dict(batch_size=8, micro_batch_size=8, lr=2e-3, beta=0.1, lora_r=8, lora_alpha=16,
-                   lora_targets=["q_proj", "v_proj"],
-                   eval_points=0, eval_splits=["test"], max_length=256),   # the results table needs test only
-        methods=["ln_dpo", "mrpo-vaw", "mdpo-vaw", "tsw"],
-        weighter_options={"tsw": {"subsample": 4}}, tsw_piv=[5], seeds=[0, 1], estimate=dict(pair_tokens=110)),
+        train=dict(batch_size=4, micro_batch_size=4, lr=2e-3, beta=[0.1, 2.5], lora_r=8, lora_alpha=16,
+                   lora_targets=["q_proj", "v_proj"], lora_layers=6,   # the top 6 of 30 layers: half the CPU time
+                   eval_points=2, eval_splits=["test"], max_length=256),
+        methods=[f"ln_dpo-{DEMO_SINGLE}", "mrpo-original", "mrpo-vaw", "tsw", "ref_free"],
+        weighter_options={"tsw": {"subsample": 16}}, tsw_piv=[5], seeds=[0, 1], estimate=dict(pair_tokens=110)),
+    "demo-large": dict(
+        name="demo-large",
+        description="The demo's question with more power: the same methods and β = 0.1 against 2.5, on 128 test "
+        "pairs, 16 steps of 4 pairs and three seeds (under an hour on a 2-core CPU).",
+        data=dict(source="builtin", pct=2.5, max_length=256, sizes=dict(train=64, val=32, test=128),
+                  resample="train"),
+        policy="smollm2", references=dict(DEMO_REFERENCES),
+        train=dict(batch_size=4, micro_batch_size=4, lr=2e-3, beta=[0.1, 2.5], lora_r=8, lora_alpha=16,
+                   lora_targets=["q_proj", "v_proj"], lora_layers=6, eval_points=2, eval_splits=["test"],
+                   max_length=256),
+        methods=[f"ln_dpo-{DEMO_SINGLE}", "mrpo-original", "mrpo-vaw", "tsw", "ref_free"],
+        weighter_options={"tsw": {"subsample": 32}}, tsw_piv=[5], seeds=[0, 1, 2], estimate=dict(pair_tokens=110)),
     "demo-full": dict(
         name="demo-full",
         description="The demo's larger grid: every weighter, both PIVs, three seeds, more data (about an hour or more "
@@ -1139,18 +1213,29 @@ def _flops(split, tokens: float, reply: float, per: int) -> float:
     "FLOPs for `tokens` tokens of which `reply` are reply tokens, at `per` FLOPs per parameter (2 forward, 4 train)."
     return per * (split[0] * tokens + split[1] * reply)
 
+N_LAYERS = {"smollm2": 30, "gemma3-270m": 18, "qwen2.5-coder-0.5b": 24, "Qwen/Qwen2.5-0.5B-Instruct": 24}
+"Decoder layers of the models a preset trains, for `plan`'s cost of LoRA on the top `lora_layers` only."
+
+def _train_per(s: dict) -> float:
+    """Training FLOPs per parameter and token: 2 forward, 2 backward (activation gradients; the frozen base has no
+    weight gradients) through the adapted layers only: all of them, or the top `lora_layers` of `N_LAYERS`."""
+    n, L = s["train"].get("lora_layers"), N_LAYERS.get(s["policy"])
+    return 2 + 2 * (min(n, L) / L if n and L else 1.0)
+
 def _plan_seconds(s: dict, pairs: int, eval_pairs: float, train_pairs: float, tok: int, rep: int, rate: dict) -> dict:
     "Seconds per stage: the body on every token, the LM head on reply tokens only (as benchmarks/floor.py counts)."
     pol, refs = _split(s["policy"]), [_split(m) for m in s["references"].values()]
     if pol is None or None in refs: return {}
-    sz, n_seeds = s["data"]["sizes"], len(s["seeds"])
+    sz = s["data"]["sizes"]
+    n_base = 1 if s["data"]["resample"] == "train" else len(s["seeds"])   # the untrained policy, once per val/test
     fwd = lambda sp, n: _flops(sp, n * tok, n * rep, 2) / rate["score"]
-    return dict(scoring=sum(fwd(r, pairs) for r in refs), baseline=fwd(pol, (sz["val"] + sz["test"]) * n_seeds),
-                training=_flops(pol, train_pairs * tok, train_pairs * rep, 4) / rate["train"],
+    return dict(scoring=sum(fwd(r, pairs) for r in refs), baseline=fwd(pol, (sz["val"] + sz["test"]) * n_base),
+                training=_flops(pol, train_pairs * tok, train_pairs * rep, _train_per(s)) / rate["train"],
                 evaluation=fwd(pol, eval_pairs))
 
 def plan(spec, device: str = "cpu") -> dict:
     "What an experiment will do, before doing it: runs, pairs and tokens to score and to train, and a rough time."
+    from mrpo_nb.training import eval_steps as _eval_steps
     s = load_experiment_spec(spec) if isinstance(spec, (str, Path)) else normalize_spec(spec)
     runs, d, t = grid(s), s["data"], s["train"]
     sz, n_seeds = d["sizes"], len(s["seeds"])
@@ -1158,12 +1243,16 @@ def plan(spec, device: str = "cpu") -> dict:
     tok = s["estimate"]["pair_tokens"] or d["max_length"] // 2
     rep = min(s["estimate"]["reply_tokens"] or tok // 2, tok)   # reply tokens of a pair: assumed half unless given
     first = lambda v: v[0] if isinstance(v, list) else v
+    first_list = lambda v: v[0] if v and isinstance(v[0], list) else v
     epochs, pts = int(first(t.get("epochs", 1))), int(first(t.get("eval_points", 10)))
     steps = math.ceil(sz["train"] * epochs / int(first(t.get("batch_size", 50))))
     sub = (s["weighter_options"].get("tsw") or {}).get("subsample", 250)
     n_tsw = sum(r["weighter"] == "tsw" for r in runs)
     train_pairs = len(runs) * sz["train"] * epochs
-    eval_pairs = len(runs) * (sz["val"] + sz["test"]) * (pts + 1) + n_tsw * steps * 2 * min(sub, sz["val"])
+    eval_pairs = len(runs) * sum(sz[k] for k in first_list(t.get("eval_splits", ["val", "test"]))) * (
+        len(_eval_steps(steps, pts)) - (0 in _eval_steps(steps, pts)))   # step 0: the baseline's, not re-run
+    sub_n = min(sub, sz["val"])   # a subsample of all validation pairs is measured once per step (RewardProbe's memo)
+    eval_pairs += n_tsw * sub_n * ((steps + 1) if sub_n == sz["val"] else 2 * steps)
     sec = _plan_seconds(s, pairs, eval_pairs, train_pairs, tok, rep, RATES[device])
     return dict(name=s["name"], runs=len(runs), methods=len(expand_methods(s)), seeds=n_seeds, sweep=sweep_axes(s),
                 references=len(s["references"]), pairs_to_score=pairs,

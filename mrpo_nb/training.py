@@ -19,21 +19,22 @@ from safetensors.torch import save_file, load_file
 from .core import atomic_write, write_json, plain, read_json, DamagedFile
 from .scoring import (tokenize_pair, pad_pairs, reply_logps, pack_units, packed_forward, can_pack,
                              destroy_process_group_at_exit, deepspeed_launch, process_state, gather_in_order)
-from .losses import LOSSES, LOGP_TOL
+from .losses import LOSSES, LOGP_TOL, weight_summary, single_reference_weights
 from .weighters import WEIGHTERS, make_weighter
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'TRACKERS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'WEIGHTER_LOG_FIELDS', 'METRIC_KEYS', 'TrainConfig',
-           'check_config', 'NoResult', 'cpu_has_native_bf16', 'resolve_dtype', 'lora_targets', 'add_lora',
-           'process_device', 'load_policy', 'trainable_parameters', 'EncodedPairs', 'encode_pairs', 'policy_batch',
-           'PolicyLogps', 'policy_module', 'policy_logps', 'reference_values', 'reference_margins', 'pair_losses',
-           'check_scores', 'micro_batches', 'is_deepspeed', 'micro_backward', 'configure_deepspeed',
-           'accumulate_gradients', 'eval_steps', 'policy_values', 'preference_accuracy', 'reward_accuracy',
-           'batch_alpha', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe', 'observe_batch', 'RunLog',
-           'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state', 'save_checkpoint',
-           'latest_checkpoint', 'checkpoint_candidates', 'remove_temporary_checkpoints', 'read_checkpoint',
-           'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer', 'check_initial',
-           'train']
+__all__ = ['LORA_TARGETS', 'TRACKERS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'PER_PAIR_KEYS', 'WEIGHTER_LOG_FIELDS',
+           'METRIC_KEYS', 'TrainConfig', 'check_config', 'NoResult', 'cpu_has_native_bf16', 'resolve_dtype',
+           'lora_targets', 'top_layers', 'add_lora', 'process_device', 'load_policy', 'trainable_parameters',
+           'EncodedPairs', 'encode_pairs', 'policy_batch', 'PolicyLogps', 'policy_module', 'policy_logps',
+           'reference_values', 'reference_margins', 'pair_losses', 'check_scores', 'micro_batches', 'is_deepspeed',
+           'micro_backward', 'configure_deepspeed', 'accumulate_gradients', 'eval_steps', 'policy_values',
+           'policy_margins', 'preference_accuracy', 'reward_metrics', 'reward_accuracy', 'batch_alpha',
+           'batch_influence', 'reference_drift', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe',
+           'observe_batch', 'RunLog', 'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state',
+           'save_checkpoint', 'latest_checkpoint', 'checkpoint_candidates', 'remove_temporary_checkpoints',
+           'read_checkpoint', 'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer',
+           'check_initial', 'train', 'strip_adapter']
 
 # %% ../nbs/05_training.ipynb #70f4fc50
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -72,6 +73,7 @@ class TrainConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_targets: list = field(default_factory=lambda: list(LORA_TARGETS))
+    lora_layers: int | None = None        # LoRA on the top N decoder layers only (None: all; a CPU-time saving)
     load_in_4bit: bool = False            # NF4 via bitsandbytes, CUDA only
     gradient_checkpointing: bool = False
     dtype: str | None = None              # "float32" / "bfloat16"; None: float32 on CPU, bfloat16 on CUDA
@@ -99,7 +101,7 @@ _CONFIG_RULES = [   # (fields, right type?, allowed value?, what is allowed)
     (("batch_size", "micro_batch_size", "epochs", "max_length", "eval_batch_size", "lora_r", "keep_checkpoints"),
      _int, lambda v: v >= 1, "an integer >= 1"),
     (("eval_points", "checkpoint_every", "seed"), _int, lambda v: v >= 0, "an integer >= 0"),
-    (("max_steps", "micro_batch_tokens"), lambda v: v is None or _int(v), lambda v: v is None or v >= 1,
+    (("max_steps", "micro_batch_tokens", "lora_layers"), lambda v: v is None or _int(v), lambda v: v is None or v >= 1,
      "None or an integer >= 1"),
     (("beta", "lr", "lora_alpha"), _real, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     (("weight_decay", "gamma"), _real, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
@@ -250,19 +252,29 @@ def lora_targets(model, targets: Sequence[str]) -> list[str]:
                          f"{sorted(_projections(model))}): name only modules it has")
     return found
 
+def top_layers(model, n: int | None) -> list[int] | None:
+    """Indices of the top `n` decoder layers of `model` (None: every layer). With LoRA only there, the backward pass
+    stops at the lowest adapted layer: about half the CPU time of a step for the demo's 6 of SmolLM2's 30 layers."""
+    if n is None: return None
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    L = int(cfg.num_hidden_layers)
+    if n > L: raise ValueError(f"lora_layers = {n}, but {type(model).__name__} has {L} decoder layers: at most {L}")
+    return list(range(L - n, L))
+
 def add_lora(model, cfg: TrainConfig, seed: int | None = None):
-    """Wrap `model` with a LoRA adapter (peft) on `lora_targets(model, cfg.lora_targets)`; only the adapter trains.
+    """Wrap `model` with a LoRA adapter (peft) on `lora_targets(model, cfg.lora_targets)` (in the top
+    `cfg.lora_layers` layers, or all); only the adapter trains.
     With the default targets, a projection left without an adapter (a new architecture's name) is warned about."""
     from peft import LoraConfig, get_peft_model
     targets = lora_targets(model, cfg.lora_targets)
     lc = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
-                    bias="none", task_type="CAUSAL_LM")
+                    bias="none", task_type="CAUSAL_LM", layers_to_transform=top_layers(model, cfg.lora_layers))
     for p in model.parameters(): p.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed if seed is None else seed)
         peft_model = get_peft_model(model, lc)
     bare = sorted(_projections(peft_model))
-    if bare and list(cfg.lora_targets) == LORA_TARGETS:
+    if bare and list(cfg.lora_targets) == LORA_TARGETS and cfg.lora_layers is None:
         warnings.warn(f"LoRA leaves the projection(s) {bare} of {type(model).__name__} without an adapter: add their "
                       "names to lora_targets")
     return peft_model
@@ -560,6 +572,17 @@ def _deepspeed_checks_bf16_overflow() -> bool:
     return "check_grad_overflow" in DeepSpeedBF16Config.model_fields
 
 
+# %% ../nbs/05_training.ipynb #b91224b7
+PER_PAIR_KEYS = ("weights", "policy_chosen", "policy_rejected")
+
+def _keep_per_pair(per_pair: dict, idx: torch.Tensor, metrics: dict, lp: torch.Tensor, n: torch.Tensor, kind: str):
+    "Store a micro-batch's gradient weights and policy values (summed or per token, as the loss uses them)."
+    m = lp.shape[0] // 2
+    pol = lp.detach().double() / n.double() if LOSS_KINDS[kind][1] else lp.detach().double()
+    per_pair["policy_chosen"][idx], per_pair["policy_rejected"][idx] = pol[:m].cpu(), pol[m:].cpu()
+    if "weights" in metrics: per_pair["weights"][idx] = metrics["weights"].detach().double().cpu()
+
+
 # %% ../nbs/05_training.ipynb #04b7ae8d
 def accumulate_gradients(model, enc: EncodedPairs, rows: Sequence[int], ref: dict | None, alpha: torch.Tensor | None,
                          kind: str, beta: float, pad_id: int, n_total: int | None = None, micro_batch_size: int = 8,
@@ -569,7 +592,8 @@ def accumulate_gradients(model, enc: EncodedPairs, rows: Sequence[int], ref: dic
     `ref`: reference fields (len(rows), K) in the order of `rows`; `alpha` (K,) or (len(rows), K); None for ref_free.
     With an `accelerator`: `micro_backward`, one synchronisation (the last micro-batch), losses times the
     number of processes, and zero-loss micro-batches (on `spare_row`) up to the busiest process's count.
-    Returns the batch loss (per-pair losses summed / n_total), the diagnostics' sums and whether all was finite."""
+    Returns the batch loss (per-pair losses summed / n_total), the diagnostics' sums, whether all was finite, and
+    `per_pair`: each pair's gradient weight w and policy values (loss units), float64 (len(rows),) in `rows` order."""
     rows = list(rows); n_total = n_total or len(rows)
     pos = {r: j for j, r in enumerate(rows)}
     plan = micro_batches(enc.lengths(), rows, micro_batch_size, micro_batch_tokens)
@@ -577,6 +601,7 @@ def accumulate_gradients(model, enc: EncodedPairs, rows: Sequence[int], ref: dic
     plan += [None] * (_busiest(accelerator, n_own) - n_own)
     world, ds = (accelerator.num_processes if accelerator is not None else 1), is_deepspeed(accelerator)
     loss_sum, metric_sums, finite = 0.0, {}, True
+    per_pair = {k: torch.full((len(rows),), float("nan"), dtype=torch.float64) for k in PER_PAIR_KEYS}
     for j, mb in enumerate(plan):
         last = j == len(plan) - 1
         unsynced = accelerator is not None and not last and not ds   # DeepSpeed: the boundary, in micro_backward
@@ -593,12 +618,15 @@ def accumulate_gradients(model, enc: EncodedPairs, rows: Sequence[int], ref: dic
                     loss = mb_loss
                     loss_sum += float(mb_loss.detach())
                     for k, v in metrics.items():
+                        if k == "weights": continue   # per pair, not a mean
                         metric_sums[k] = metric_sums.get(k, 0.0) + float(v.detach().double().sum())
+                    _keep_per_pair(per_pair, idx, metrics, lp, n, kind)
                 else:
                     finite = False   # no backward through a non-finite loss: the step will be skipped anyway
                     if ds: loss = lp.sum() * float("nan")   # DeepSpeed skips a step whose gradient norm is NaN
             micro_backward(model, loss * world, accelerator, last)
-    return dict(loss=loss_sum if finite else float("nan"), metric_sums=metric_sums, finite=finite, n_micro=n_own)
+    return dict(loss=loss_sum if finite else float("nan"), metric_sums=metric_sums, finite=finite, n_micro=n_own,
+                per_pair=per_pair)
 
 # %% ../nbs/05_training.ipynb #30cc265e
 def eval_steps(n_steps: int, points: int = 10) -> list[int]:
@@ -625,19 +653,29 @@ def policy_values(
         model.train(was_training)
     return out
 
+def policy_margins(values: dict) -> np.ndarray:
+    "The policy's length-normalised margin Δθ = ℓθ(y⁺|x) − ℓθ(y⁻|x) of each pair (n,): correct where it is > 0."
+    return values["logps_chosen"] / values["lengths_chosen"] - values["logps_rejected"] / values["lengths_rejected"]
+
 def preference_accuracy(values: dict) -> float:
     "Strict length-normalised preference accuracy: share of pairs with ℓθ(y⁺|x) > ℓθ(y⁻|x)."
-    lc = values["logps_chosen"] / values["lengths_chosen"]
-    lr = values["logps_rejected"] / values["lengths_rejected"]
-    return float(np.mean(lc > lr)) if len(lc) else float("nan")
+    m = policy_margins(values)
+    return float(np.mean(m > 0)) if len(m) else float("nan")
+
+def reward_metrics(values: dict, ref: dict | None, alpha: torch.Tensor | None, kind: str, beta: float,
+                   gamma: float = 0.0) -> dict:
+    """Under loss `kind` with references `ref` and weights `alpha`: `reward_accuracy`, the DPO reward accuracy (share
+    of pairs with z > 0), and `influence`, the summary of the pairs' gradient weights w (see below)."""
+    lp = torch.as_tensor(np.concatenate([values["logps_chosen"], values["logps_rejected"]]))
+    n = torch.as_tensor(np.concatenate([values["lengths_chosen"], values["lengths_rejected"]]))
+    _, metrics = pair_losses(lp, n, ref, alpha, kind, beta, gamma)
+    return dict(reward_accuracy=float(metrics["rewards/accuracies"].double().mean()),
+                influence=weight_summary(metrics["weights"].double()))
 
 def reward_accuracy(values: dict, ref: dict | None, alpha: torch.Tensor | None, kind: str, beta: float,
                     gamma: float = 0.0) -> float:
     "DPO reward accuracy (share of pairs with z > 0) under loss `kind` with references `ref` and weights `alpha`."
-    lp = torch.as_tensor(np.concatenate([values["logps_chosen"], values["logps_rejected"]]))
-    n = torch.as_tensor(np.concatenate([values["lengths_chosen"], values["lengths_rejected"]]))
-    _, metrics = pair_losses(lp, n, ref, alpha, kind, beta, gamma)
-    return float(metrics["rewards/accuracies"].double().mean())
+    return reward_metrics(values, ref, alpha, kind, beta, gamma)["reward_accuracy"]
 
 # %% ../nbs/05_training.ipynb #300de3c8
 def batch_alpha(weighter, margins: torch.Tensor) -> tuple[torch.Tensor | None, dict]:
@@ -646,6 +684,34 @@ def batch_alpha(weighter, margins: torch.Tensor) -> tuple[torch.Tensor | None, d
     if weighter is None: return None, dict(fields_, alpha=None)
     alpha = weighter.alpha(margins).double()
     return alpha, dict(fields_, alpha=(alpha.mean(0) if alpha.dim() == 2 else alpha).tolist())
+
+# %% ../nbs/05_training.ipynb #05744f9e
+def _corr(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    "Pearson correlation of two (n,) tensors; None where either is constant (or n < 2)."
+    if len(a) < 2 or float(a.std()) == 0.0 or float(b.std()) == 0.0: return None
+    return float(torch.corrcoef(torch.stack([a.double(), b.double()]))[0, 1])
+
+def batch_influence(per_pair: dict, ref: dict | None, kind: str, beta: float) -> dict:
+    """A batch's reference influence from `accumulate_gradients`'s `per_pair`: `influence`, the summary of its
+    gradient weights w, and `influence_corr`, the correlation of w with each single reference's σ(−z_k) (K,; the
+    references `ref` of the batch, (B, K) fields); {} without weights, no `influence_corr` without references."""
+    w = per_pair["weights"]
+    ok = torch.isfinite(w)
+    if not bool(ok.any()): return {}
+    out = dict(influence=weight_summary(w[ok]))
+    if ref is None: return out
+    rc, rr = reference_values(ref, LOSS_KINDS[kind][1])
+    wk = single_reference_weights(per_pair["policy_chosen"][ok], per_pair["policy_rejected"][ok], rc[ok], rr[ok], beta)
+    out["influence_corr"] = [_corr(w[ok], wk[:, k]) for k in range(wk.shape[1])]
+    return out
+
+def reference_drift(values: dict, ref: dict) -> list[float]:
+    """Mean over pairs of ½(|ℓθ⁺ − ℓ_k⁺| + |ℓθ⁻ − ℓ_k⁻|) per reference k, per-token log-probs (nats/token), (K,)."""
+    pc = torch.as_tensor(values["logps_chosen"] / values["lengths_chosen"])[:, None]
+    pr = torch.as_tensor(values["logps_rejected"] / values["lengths_rejected"])[:, None]
+    rc, rr = reference_values(ref, True)
+    return (0.5 * ((pc - rc).abs() + (pr - rr).abs())).mean(0).tolist()
+
 
 # %% ../nbs/05_training.ipynb #cabece1f
 def grad_norm(params) -> float:
@@ -685,23 +751,28 @@ def deepspeed_step(accelerator, loss_finite: bool) -> dict:
 
 # %% ../nbs/05_training.ipynb #bb550b32
 class RewardProbe:
-    "TSW's reward measurement: the policy's accuracy on one fresh validation subsample before and after a step."
-    def __init__(self, weighter, accuracy: Callable[[np.ndarray], float], n_val: int):
+    """TSW's reward measurement: the policy's accuracy on one fresh validation subsample before and after a step.
+    `memo` (kept by the trainer across steps) holds the last accuracy measured after a step: where the next draw
+    is the same pairs (a subsample as large as the validation split), the policy has not changed since, so its
+    accuracy before that step is known without a forward pass."""
+    def __init__(self, weighter, accuracy: Callable[[np.ndarray], float], n_val: int, memo: dict | None = None):
         self.weighter, self.accuracy, self.n_val = weighter, accuracy, n_val
+        self.memo = {} if memo is None else memo
         self.rows, self.acc_before, self.seconds = None, None, 0.0
     def before(self) -> float:
         "Draw the weighter's subsample and measure the accuracy on it before the step."
         t = time.perf_counter()
         self.rows = self.weighter.draw_subsample(self.n_val)
-        self.acc_before = self.accuracy(self.rows)
+        key = tuple(int(r) for r in self.rows)
+        self.acc_before = self.memo[key] if key in self.memo else self.accuracy(self.rows)
         self.seconds = time.perf_counter() - t
         return self.acc_before
     def after(self, stepped: bool = True) -> float:
         "The accuracy on the same pairs after the step (a skipped step changed nothing: the accuracy before)."
-        if not stepped: return self.acc_before
         t = time.perf_counter()
-        acc = self.accuracy(self.rows)
+        acc = self.accuracy(self.rows) if stepped else self.acc_before
         self.seconds += time.perf_counter() - t
+        self.memo.clear(); self.memo[tuple(int(r) for r in self.rows)] = acc
         return acc
 
 WEIGHTER_LOG_FIELDS = ("arm", "mu", "reward", "delta_sign", "theta", "source", "zero_rows")
@@ -1002,6 +1073,8 @@ class Trainer:
         self.state = dict(step=0, skipped=0, nonfinite=[], train_time=0.0, pairs=0, evals=[], last_alpha=None,
                           status="running", wall_time=0.0)
         self.recovered = []   # damaged checkpoints met on resume: {checkpoint, problem}
+        self.probe_memo = {}   # RewardProbe's accuracy after the last step (valid until the next step)
+        self.last_pairs, self.initial_pairs = {}, {}   # {split: {ids, margin}} of the latest and the step-0 evaluation
         self.log = RunLog(self.run_dir / "metrics.jsonl" if self.run_dir else None, enabled=self.main)
         return self
 
@@ -1083,7 +1156,8 @@ def values(self: Trainer, split: str, rows=None) -> dict:
 
 @patch
 def evaluate(self: Trainer, splits=None) -> dict:
-    "Preference accuracy (and DPO reward accuracy) of the policy on each evaluation split."
+    """Preference accuracy of the policy on each evaluation split; with references also its drift towards each
+    (`reference_drift`), DPO reward accuracy and gradient-weight summary; each pair's margin kept in `last_pairs`."""
     out, cfg = {}, self.cfg
     a = self.state["last_alpha"]
     if cfg.loss == "ref_free":
@@ -1096,18 +1170,29 @@ def evaluate(self: Trainer, splits=None) -> dict:
         )
     for s in (splits or cfg.eval_splits):
         if s not in self.enc: continue
-        v = self.values(s)
+        v, ref = self.values(s), self.ref_values.get(s)
         out[f"{s}/accuracy"] = preference_accuracy(v)
-        if self.ref_values.get(s) is None and cfg.loss != "ref_free": continue
+        self.last_pairs[s] = dict(ids=list(self.enc[s].ids), margin=policy_margins(v).tolist())
+        if ref is not None: out[f"{s}/drift"] = reference_drift(v, ref)
+        if ref is None and cfg.loss != "ref_free": continue
         try:
-            out[f"{s}/reward_accuracy"] = reward_accuracy(
-                v, self.ref_values.get(s), alpha, cfg.loss, cfg.beta, cfg.gamma
-            )
+            got = reward_metrics(v, ref, alpha, cfg.loss, cfg.beta, cfg.gamma)
+            out[f"{s}/reward_accuracy"], out[f"{s}/influence"] = got["reward_accuracy"], got["influence"]
         except ValueError:
             out[f"{s}/reward_accuracy"] = None   # e.g. one-hot α not known yet at step 0
     return out
 
 # %% ../nbs/05_training.ipynb #cb650fd9
+def _gather_per_pair(acc, mine: list, per_pair: dict, B: int) -> dict:
+    "Every process's per-pair values back in batch order, (B,) each (a gather of small objects)."
+    if acc.num_processes == 1: return per_pair
+    from accelerate.utils import gather_object
+    got = gather_object([(j, {k: float(v[i]) for k, v in per_pair.items()}) for i, j in enumerate(mine)])
+    out = {k: torch.full((B,), float("nan"), dtype=torch.float64) for k in per_pair}
+    for j, vals in got:
+        for k, x in vals.items(): out[k][j] = x
+    return out
+
 @patch
 def backward(self: Trainer, rows: list, ref: dict | None, alpha: torch.Tensor | None) -> dict:
     "This process's share of mini-batch `rows` through `accumulate_gradients`; loss, diagnostics summed over processes."
@@ -1137,7 +1222,8 @@ def backward(self: Trainer, rows: list, ref: dict | None, alpha: torch.Tensor | 
     tot = acc.reduce(tot, "sum").cpu()
     finite = bool(tot[1] == 0)
     return dict(loss=float(tot[0]) if finite else float("nan"), finite=finite, micro_batches=res["n_micro"],
-                metrics={k: float(tot[2 + i]) / B for i, k in enumerate(keys)})
+                metrics={k: float(tot[2 + i]) / B for i, k in enumerate(keys)},
+                per_pair=_gather_per_pair(acc, mine, res["per_pair"], B))
 
 # %% ../nbs/05_training.ipynb #5d20c646
 @patch
@@ -1165,13 +1251,14 @@ def train_step(self: Trainer, step: int) -> dict:
     probe = None
     if self.weighter is not None and self.weighter.needs_reward:
         probe = RewardProbe(
-            self.weighter, lambda sub: preference_accuracy(self.values("val", sub)), len(self.enc["val"])
-        )
+            self.weighter, lambda sub: preference_accuracy(self.values("val", sub)), len(self.enc["val"]),
+            self.probe_memo)
         probe.before()
     tf = time.perf_counter()
     res = self.backward(rows, ref, alpha)
     rec["time/forward_backward"] = time.perf_counter() - tf
     rec.update(loss=res["loss"], micro_batches=res["micro_batches"], **res["metrics"])
+    rec.update(batch_influence(res["per_pair"], ref, cfg.loss, cfg.beta))
     rec.update(step_or_skip(self.opt, self.params, res["finite"], cfg.max_grad_norm, self.accelerator))
     rec.update(observe_batch(self.weighter, margins, probe, stepped=not rec["skipped"]))
     t_tsw = probe.seconds if probe is not None else 0.0
@@ -1313,7 +1400,8 @@ def _initial(self: Trainer) -> dict:
     `initial` handed in (e.g. the experiment's baseline.json), else None: never a later evaluation."""
     ev = self.state["evals"]
     if ev and ev[0].get("step") == 0:
-        return dict(initial={k: v for k, v in ev[0].items() if k != "step"}, initial_source="step 0")
+        return dict(initial={k: v for k, v in ev[0].items() if k not in ("step", "source")},
+                    initial_source=ev[0].get("source", "step 0"))
     if self.initial is None: return dict(initial=None, initial_source=None)
     keep = {f"{s}/accuracy" for s in self.cfg.eval_splits}
     return dict(initial={k: v for k, v in self.initial.items() if k in keep and v is not None},
@@ -1330,8 +1418,20 @@ def _start(self: Trainer, resume: bool) -> float:
     self._start_tracking()
     t_start = time.perf_counter() - self.state["wall_time"]
     if self.state["step"] == 0 and 0 in self.evals_at and self.n_steps > 0:
-        ev = self.evaluate(); self.state["evals"].append(dict(step=0, **ev)); self._record(dict(step=0, **ev))
+        ev = self._initial_given() or self.evaluate()
+        self.initial_pairs = dict(self.last_pairs)
+        self.state["evals"].append(dict(step=0, **ev)); self._record(dict(step=0, **ev))
     return t_start
+
+@patch
+def _initial_given(self: Trainer) -> dict | None:
+    """The step-0 evaluation from the `initial` handed in, where it holds every evaluation split's accuracy: the
+    untrained policy is the same for every run (LoRA starts at B = 0), so an experiment measures it once per seed
+    (baseline.json) and the runs do not repeat it. Marked with its `source`."""
+    got = self.initial or {}
+    keys = [f"{s}/accuracy" for s in self.cfg.eval_splits if s in self.enc]
+    if not keys or any(got.get(k) is None for k in keys): return None
+    return dict({k: got[k] for k in keys}, source=self.initial_source)
 
 def _scalars(rec: dict) -> dict:
     "A log record's numbers for a tracker: numbers and bools as floats, a list of numbers as `name/0`, `name/1`, ..."
@@ -1399,6 +1499,7 @@ def _finish(self: Trainer, t_start: float) -> dict:
     adapter = self.adapter_state() if self.sharded and self.state["status"] == "completed" else None
     if self.main and self.run_dir is not None:
         write_json(self.run_dir / "summary.json", summary)
+        self._write_pairs()
         if self.state["status"] == "completed":
             kw = {"state_dict": adapter} if adapter else {}
             try: self.policy.save_pretrained(self.run_dir / "adapter", safe_serialization=True, **kw)
@@ -1409,6 +1510,15 @@ def _finish(self: Trainer, t_start: float) -> dict:
         )
     if reason: raise NoResult(reason)
     return summary
+
+@patch
+def _write_pairs(self: Trainer):
+    """eval_pairs.json: each pair's margin Δθ (ids in split order) at the step-0 evaluation (`initial`, where this
+    process ran it) and the final one (`final`), for paired tests over the shared pairs."""
+    last = self.state["evals"][-1] if self.state["evals"] else {}
+    final = self.last_pairs if last.get("step") == self.state["step"] == self.n_steps else {}
+    if final or self.initial_pairs:
+        write_json(self.run_dir / "eval_pairs.json", dict(initial=self.initial_pairs, final=final))
 
 @patch
 def _no_result(self: Trainer) -> str | None:
@@ -1444,12 +1554,28 @@ def run(self: Trainer, resume: bool = True) -> dict:
         bar.close(); self._end_tracking()
 
 def train(config: TrainConfig, splits: dict, scores, run_dir=None, policy=None, resume: bool = True,
-          hook: Callable | None = None, initial: dict | None = None, initial_source: str = "given") -> dict:
+          hook: Callable | None = None, initial: dict | None = None, initial_source: str = "given",
+          reuse_policy: bool = False) -> dict:
     """Train the policy of `config` on `splits["train"]` (evaluating on "val"/"test") with reference values from
     `scores` (a ScoreTable covering the pairs; None for the reference-free loss); write the run folder; return the
     summary. A run folder with a checkpoint is resumed. `policy`: an already loaded model (with `.model`,
     `.tokenizer`, `.template`), which gets the LoRA adapter; `hook(trainer, record)` is called after every step.
-    `initial`: the untrained policy's metrics measured elsewhere (`{"test/accuracy": ...}`), the summary's `initial`
-    (with `initial_source`) when step 0 is not evaluated (`eval_points = 0`); without it `initial` is then None."""
-    return Trainer(config, splits, scores, run_dir=run_dir, policy=policy, hook=hook, initial=initial,
-                   initial_source=initial_source).run(resume=resume)
+    `initial`: the untrained policy's metrics measured elsewhere (`{"test/accuracy": ...}`): the run's step 0 where it
+    holds every evaluation split's accuracy, else the summary's `initial` when step 0 is not evaluated.
+    `reuse_policy`: give `policy.model` back without its adapter afterwards (`strip_adapter`; one process only), so
+    that the next run can take the same model: no copy of the base per run."""
+    tr = Trainer(config, splits, scores, run_dir=run_dir, policy=policy, hook=hook, initial=initial,
+                 initial_source=initial_source)
+    try: return tr.run(resume=resume)
+    finally:
+        if reuse_policy and policy is not None: strip_adapter(policy.model)
+
+def strip_adapter(model) -> torch.nn.Module:
+    """Take every LoRA layer out of `model` (in place), putting back the frozen base layer it wraps: the base model
+    as it was before `add_lora` (its weights never train). Returns `model`."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    for name, mod in [(n, m) for n, m in model.named_modules() if isinstance(m, BaseTunerLayer)]:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, mod.get_base_layer())
+    if hasattr(model, "peft_config"): del model.peft_config
+    return model
