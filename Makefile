@@ -21,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 # OpenMP threads sleep rather than spin while waiting: on a shared 2-core machine spinning slows every notebook several-fold.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: test demo demo-fixture demo-large-fixture copy-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check docs-preview lint widget-assets katex-assets chromium deepspeed gpu-smoke
+.PHONY: lab-check test demo demo-fixture demo-large-fixture copy-fixture install install-dev install-models venv torch check-clean nbtest export clean-nbs readme bench docs-check docs-preview lint widget-assets katex-assets chromium deepspeed gpu-smoke
 
 $(PY):
 	python3 -m venv "$(VENV)"
@@ -89,6 +89,11 @@ demo: install install-models
 # The demo's small files (json/jsonl: index, splits, references, baseline, run logs; no weights or checkpoints),
 # committed under nbs/data/demo_experiment/ for the analysis and widgets notebooks (data/pool.json, the ids of the
 # whole filtered pool, is left out: 120 KB that no reader needs). Runs the demo first if needed.
+# The live explorers in JupyterLab through headless Chromium with the network cut, and the static twins (~1.5-2 min).
+lab-check: install-dev chromium
+	"$(PY)" -m pip install -q -e ".[notebook]"
+	"$(PY)" tools/lab_check.py
+
 demo-fixture: install install-models
 	if [ ! -f runs/demo/index.json ]; then "$(BIN)/mrpo" demo --no-report; fi
 	$(MAKE) --no-print-directory copy-fixture FROM=runs/demo TO=nbs/data/demo_experiment

@@ -8,19 +8,21 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/widgets.html.md"""
 
 # %% ../nbs/08_widgets.ipynb #b210f2d5
 from __future__ import annotations
-import html, numbers
+import html, json, numbers, re, uuid
 from pathlib import Path
 import numpy as np
 from scipy import stats
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from plotly.offline import get_plotlyjs, get_plotlyjs_version
 from plotly.subplots import make_subplots
 import ipywidgets as W
 from .analysis import load_experiment
 
 # %% auto #0
-__all__ = ['tsw_state', 'alpha_state', 'tsw_figure', 'alpha_figure', 'tsw_runs', 'tsw_static_figure', 'alpha_static_figure',
-           'enable_colab_widgets', 'figure_html', 'TSWExplorer', 'AlphaExplorer', 'tsw_explorer', 'alpha_explorer']
+__all__ = ['tsw_state', 'alpha_state', 'tsw_figure', 'alpha_figure', 'StaticFigure', 'tsw_runs', 'tsw_static_figure',
+           'alpha_static_figure', 'enable_colab_widgets', 'figure_html', 'TSWExplorer', 'AlphaExplorer', 'tsw_explorer',
+           'alpha_explorer']
 
 # %% ../nbs/08_widgets.ipynb #375a78c4
 def _batches(metrics) -> dict:
@@ -31,9 +33,28 @@ def _batches(metrics) -> dict:
         if isinstance(s, numbers.Integral) and s >= 1: out[int(s)] = m
     return out
 
-def _run_label(run) -> str:
+def _seed(run):
+    s = getattr(run, "seed", None)
+    if s is not None: return s
+    return (getattr(run, "entry", None) or {}).get("seed", (getattr(run, "config", None) or {}).get("seed", 0))
+
+def _sweep_text(run) -> str:
+    "The run's sweep values as `beta=2.5, lr=0.0001` ('' outside a sweep)."
+    sweep = getattr(run, "sweep", None) or (getattr(run, "entry", None) or {}).get("sweep") or {}
+    num = lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
+    return ", ".join(f"{k}={v:g}" if num(v) else f"{k}={v}" for k, v in sorted(sweep.items()))
+
+def _run_label(run, seed: bool = False) -> str:
+    "The run's label (index entry, else its name) with its sweep values and, with `seed`, its seed."
     entry = getattr(run, "entry", None) or {}
-    return entry.get("label") or getattr(run, "name", None) or str(getattr(run, "dir", "run"))
+    parts = [entry.get("label") or getattr(run, "name", None) or str(getattr(run, "dir", "run")), _sweep_text(run)]
+    return " · ".join([p for p in parts if p] + ([f"seed {_seed(run)}"] if seed else []))
+
+def _unique_labels(runs, seed: bool = True) -> list[str]:
+    "One label per run, none repeated: label, sweep values, seed, and the folder name where that is not enough."
+    labels = [_run_label(r, seed) for r in runs]
+    return [f"{l} [{getattr(r, 'name', None) or i}]" if labels.count(l) > 1 else l
+            for i, (l, r) in enumerate(zip(labels, runs))]
 
 def _run_references(run, K: int | None) -> list[str]:
     "The run's reference names (index entry, summary, config); generic names when they do not match K."
@@ -95,7 +116,8 @@ def _tsw_at(run, posteriors, t, grid):
     m = log.get(t, {}) if t else {}
     before = (a[t - 1], b[t - 1]) if t else (a[0], b[0])
     n_steps = _n_steps(run)
-    return dict(name=getattr(run, "name", None), label=_run_label(run), t=int(t), n_batches=T, n_steps=n_steps,
+    return dict(name=getattr(run, "name", None), label=_run_label(run, seed=True), t=int(t), n_batches=T,
+                n_steps=n_steps,
                 status=getattr(run, "status", None), piv=piv, references=_run_references(run, K),
                 a=a[t].tolist(), b=b[t].tolist(), a_before=before[0].tolist(), b_before=before[1].tolist(),
                 grid=x, density=stats.beta.pdf(x[None, :], a[t][:, None], b[t][:, None]),
@@ -106,11 +128,6 @@ def _tsw_at(run, posteriors, t, grid):
                 mu_logged=[log.get(s, {}).get("mu") for s in range(T + 1)])
 
 # %% ../nbs/08_widgets.ipynb #85be6554
-def _seed(run):
-    s = getattr(run, "seed", None)
-    if s is not None: return s
-    return (getattr(run, "entry", None) or {}).get("seed", (getattr(run, "config", None) or {}).get("seed", 0))
-
 def _vector(v, K: int):
     "A logged K-vector as floats (None -> nan), or None when absent or of another length."
     if not isinstance(v, (list, tuple)) or len(v) != K: return None
@@ -151,14 +168,14 @@ def _alpha_runs(exp, seed) -> dict:
     seeds = sorted({_seed(r) for r, _, _ in found}, key=str)
     seed = seeds[0] if seed is None else seed
     if seed not in seeds: raise ValueError(f"seed {seed!r}: the weighing runs have seeds {seeds}")
-    rows = []
-    for r, log, K in (f for f in found if _seed(f[0]) == seed):
+    rows, chosen = [], [f for f in found if _seed(f[0]) == seed]
+    for (r, log, K), label in zip(chosen, _unique_labels([r for r, _, _ in chosen], seed=False)):
         steps = list(range(1, max(log, default=0) + 1))
         def traj(key):
             vs = [_vector(log.get(s, {}).get(key), K) for s in steps]
             return np.array([np.full(K, np.nan) if v is None else v for v in vs]).reshape(-1, K)
         cfg = getattr(r, "config", None) or {}
-        rows.append((log, K, dict(name=getattr(r, "name", None), label=_run_label(r), weighter=_weighter(r),
+        rows.append((log, K, dict(name=getattr(r, "name", None), label=label, weighter=_weighter(r),
                                   loss=cfg.get("loss"), status=getattr(r, "status", None),
                                   references=_run_references(r, K), n_batches=len(steps), n_steps=_n_steps(r),
                                   steps=steps, alpha_trajectory=traj("alpha"), margins_trajectory=traj("margins"))))
@@ -179,6 +196,7 @@ def _alpha_at(prepared: dict, t) -> dict:
 
 # %% ../nbs/08_widgets.ipynb #1f1005a1
 _COLORS = qualitative.Plotly
+_Y_TICKS = dict(ticks="outside", ticklen=4, tickcolor="rgba(0,0,0,0)")   # y labels clear of the x axis' first label
 
 def _fmt(x, spec=".3f"): return "–" if x is None else format(x, spec)
 
@@ -233,7 +251,7 @@ def tsw_figure(state: dict,              # from `tsw_state`
                ) -> go.Figure:
     "The TSW view of one batch: Beta densities (drawn arm thick, θ marked) and μ over batches with a cursor."
     s, K = state, len(state["a"])
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.08,
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.55, 0.45], horizontal_spacing=0.11,
                         subplot_titles=("Beta posterior per arm after batch t", "posterior mean μ_k over batches"))
     fig.update_annotations(font_size=13)
     dyn = _tsw_dynamic(s)
@@ -248,6 +266,7 @@ def tsw_figure(state: dict,              # from `tsw_state`
     if y_max: fig.update_yaxes(range=[0, y_max], autorange=False, row=1, col=1)
     fig.update_xaxes(title_text="batch t", range=[0, max(len(steps) - 1, 1)], row=1, col=2)
     fig.update_yaxes(title_text="μ_k", range=[0, 1], row=1, col=2)
+    fig.update_yaxes(**_Y_TICKS)
     fig.update_layout(title=dict(text=_tsw_title(s), font=dict(size=13)), height=430, template="plotly_white",
                       margin=dict(t=80, b=50, l=50, r=20), legend=dict(x=1.01, y=1, title_text="arm"))
     return fig
@@ -277,6 +296,37 @@ def _alpha_dynamic(s: dict, color_of: dict) -> list:
     return out
 
 # %% ../nbs/08_widgets.ipynb #476a7a65
+_PANEL_PX = 150                                                      # the height of one panel (bars or trajectories)
+
+def _wrap(name, width: int = 12) -> str:
+    "A tick label in lines of about `width` characters, broken after - _ . / or a space, so it never needs slanting."
+    lines = [""]
+    for part in re.split(r"(?<=[-_./ ])", str(name)):
+        if lines[-1] and len(lines[-1]) + len(part) > width: lines.append(part)
+        else: lines[-1] += part
+    return "<br>".join(lines)
+
+def _alpha_gaps(n_lines: int) -> tuple[int, int]:
+    "Pixels under a bars panel (`n_lines` of tick label) and under a trajectory panel (ticks, title, next title)."
+    return 15 * n_lines + 22, 18 + 22 + 28
+
+def _axis_names(row: int, col: int, ncol: int) -> tuple[str, str]:
+    "make_subplots' axes of subplot (row, col): numbered row by row from the top left, the first without a number."
+    i = (row - 1) * ncol + col
+    return ("xaxis", "yaxis") if i == 1 else (f"xaxis{i}", f"yaxis{i}")
+
+def _alpha_axes(r: dict, row: int, col: int, ncol: int, ticks: dict, n_batches: int) -> dict:
+    "Layout of one run's axes: horizontal wrapped reference names under the bars; axis titles (y on the left column)."
+    (bx, by), (lx, ly) = _axis_names(row, col, ncol), _axis_names(row + 1, col, ncol)
+    ytitle = lambda text: dict(title=dict(text=text)) if col == 1 else {}
+    return {bx: dict(tickangle=0, tickvals=r["references"], ticktext=[ticks[n] for n in r["references"]],
+                     tickfont=dict(size=11)),
+            by: dict(range=[0, 1.18], **_Y_TICKS, **ytitle("α at t")),
+            lx: dict(range=[0, max(n_batches, 1)], title=dict(text="batch t")),
+            ly: dict(range=[0, 1], **_Y_TICKS, **ytitle("α_k"))}
+
+
+# %% ../nbs/08_widgets.ipynb #860a9b86
 def alpha_figure(state: dict) -> go.Figure:
     "The α view of one batch: per weighing run, bars of α at t (labelled ΣΔ_k) over its trajectories with a cursor."
     s, runs = state, state["runs"]
@@ -284,10 +334,14 @@ def alpha_figure(state: dict) -> go.Figure:
     ncol = min(len(runs), _ALPHA_COLS); nblock = -(-len(runs) // ncol)
     labels = [r["label"] for r in runs] + [""] * (nblock * ncol - len(runs))
     titles = [t for b in range(nblock) for t in labels[b * ncol:(b + 1) * ncol] + [""] * ncol]   # bars row, lines row
-    fig = make_subplots(rows=2 * nblock, cols=ncol, subplot_titles=titles, vertical_spacing=0.12 / nblock,
-                        horizontal_spacing=0.06)
+    width = max(5, min(12, 30 // max(len(r["references"]) for r in runs)))   # characters a line: ~30 under a panel
+    ticks = {n: _wrap(n, width) for n in s["references"]}
+    gap = max(_alpha_gaps(max((t.count("<br>") + 1 for t in ticks.values()), default=1)))
+    plot_h = 2 * nblock * _PANEL_PX + (2 * nblock - 1) * gap   # one gap for all: make_subplots has one spacing
+    fig = make_subplots(rows=2 * nblock, cols=ncol, subplot_titles=titles, vertical_spacing=gap / plot_h,
+                        horizontal_spacing=0.07)
     fig.update_annotations(font_size=13)
-    dyn, seen = _alpha_dynamic(s, color_of), set()
+    dyn, seen, axes = _alpha_dynamic(s, color_of), set(), {}
     for i, r in enumerate(runs):
         row, col = 2 * (i // ncol) + 1, i % ncol + 1
         fig.add_trace(dyn[2 * i], row=row, col=col)
@@ -297,11 +351,14 @@ def alpha_figure(state: dict) -> go.Figure:
                           row=row + 1, col=col)
             seen.add(n)
         fig.add_trace(dyn[2 * i + 1], row=row + 1, col=col)
-        fig.update_yaxes(range=[0, 1.18], row=row, col=col)
-        fig.update_yaxes(range=[0, 1], row=row + 1, col=col)
-        fig.update_xaxes(range=[0, max(s["n_batches"], 1)], row=row + 1, col=col)
-    fig.update_layout(title=dict(text=_alpha_title(s), font=dict(size=13)), height=330 * nblock + 90, bargap=0.3,
-                      template="plotly_white", margin=dict(t=90, b=40, l=40, r=20),
+        axes.update(_alpha_axes(r, row, col, ncol, ticks, s["n_batches"]))
+    for i in range(len(runs), nblock * ncol):   # the empty places of the last block: no axes
+        for d in (1, 2):
+            axes.update(dict.fromkeys(_axis_names(2 * (i // ncol) + d, i % ncol + 1, ncol), {"visible": False}))
+    fig.update_layout(axes)   # one update for every axis (an update_xaxes per axis would search them all each time)
+    top, bottom = 90, 60
+    fig.update_layout(title=dict(text=_alpha_title(s), font=dict(size=13)), height=plot_h + top + bottom, bargap=0.3,
+                      template="plotly_white", margin=dict(t=top, b=bottom, l=60, r=20),
                       legend=dict(x=1.01, y=1, title_text="reference"))
     return fig
 
@@ -318,13 +375,29 @@ def _frame_steps(first: int, last: int, max_frames: int) -> list:
     if last - first + 1 <= max_frames: return list(range(first, last + 1))
     return sorted({int(round(v)) for v in np.linspace(first, last, max_frames)})
 
-def _animate(fig: go.Figure, frames: list, ts: list, active: int, prefix: str) -> go.Figure:
-    "Add frames, a slider (one step per frame) and play/pause buttons to `fig`."
+class StaticFigure(go.Figure):
+    """A `go.Figure` whose HTML does not play on open: `to_html` and `write_html` default to `auto_play=False`.
+    Plotly's default (True) plays every frame on load with interpolated transitions: half-drawn frames, SVG errors."""
+    def __init__(self, data=None,    # traces, or a figure to copy (with its layout and frames)
+                 layout=None,        # the layout, as for go.Figure
+                 frames=None,        # the frames, as for go.Figure
+                 **kwargs):
+        super().__init__(data, layout, frames, **kwargs)
+
+    def to_html(self, *args, auto_play: bool = False, **kwargs) -> str:
+        return super().to_html(*args, auto_play=auto_play, **kwargs)
+
+    def write_html(self, *args, auto_play: bool = False, **kwargs):
+        return super().write_html(*args, auto_play=auto_play, **kwargs)
+
+def _animate(fig: go.Figure, frames: list, ts: list, active: int, prefix: str) -> StaticFigure:
+    "`fig` as a StaticFigure with frames, a slider (a step per frame) and play/pause buttons (▶ plays on click only)."
     height, top, bottom = fig.layout.height + 110, fig.layout.margin.t or 80, 170
     below = -70 / (height - top - bottom)   # the slider sits 70 px under the plot area, clear of the axis titles
     now = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
-    play = dict(frame=dict(duration=400, redraw=True), fromcurrent=False, transition=dict(duration=0))
+    play = dict(mode="immediate", frame=dict(duration=400, redraw=True), fromcurrent=False, transition=dict(duration=0))
     pause = dict(now, frame=dict(duration=0, redraw=False))
+    fig = StaticFigure(fig)
     fig.frames = frames
     fig.update_layout(
         sliders=[dict(active=active, currentvalue=dict(prefix=prefix), pad=dict(t=10, b=10), y=below, yanchor="top",
@@ -350,8 +423,8 @@ def _pick_tsw(path, run) -> tuple:
         if len(everything) == 1: _tsw_posteriors(everything[0])   # the clear "not a Thompson-sampling run" message
         raise ValueError(f"{path}: no Thompson-sampling (tsw) run among {', '.join(_run_label(r) for r in everything)}")
     if run is None: return runs, next((i for i, r in enumerate(runs) if _batches(r.metrics)), 0)   # one with a log
-    for i, r in enumerate(runs):
-        if run in (i, r.name, _run_label(r)): return runs, i
+    for i, (r, label) in enumerate(zip(runs, _unique_labels(runs))):
+        if run in (i, r.name, (getattr(r, "entry", None) or {}).get("label"), _run_label(r), label): return runs, i
     raise ValueError(f"no TSW run {run!r}; the TSW runs are {[r.name for r in runs]}")
 
 # %% ../nbs/08_widgets.ipynb #6fbe0f9c
@@ -402,18 +475,78 @@ def enable_colab_widgets() -> bool:
     output.enable_custom_widget_manager()
     return True
 
+def _plotlyjs_tag(plotlyjs) -> tuple[str, str]:
+    "(the <script> that gives a page plotly.js, where it comes from in words) for `figure_html`'s `plotlyjs`."
+    if plotlyjs == "inline": return f"<script>{get_plotlyjs()}</script>", "the copy bundled with the plotly package"
+    if plotlyjs == "cdn": plotlyjs = f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
+    if isinstance(plotlyjs, str) and re.match(r"([a-z][a-z0-9+.-]*:)?//", plotlyjs, re.I):   # a URL: the browser's
+        return f'<script src="{html.escape(plotlyjs)}"></script>', plotlyjs
+    if isinstance(plotlyjs, (str, Path)) and Path(plotlyjs).is_file():                       # a file: in the page
+        return f"<script>{Path(plotlyjs).read_text(encoding='utf-8')}</script>", str(plotlyjs)
+    missing = " (no such file)" if isinstance(plotlyjs, (str, Path)) else ""
+    raise ValueError(f"plotlyjs must be 'inline', 'cdn', an http(s) URL or the path of a local plotly.min.js, "
+                     f"not {plotlyjs!r}{missing}")
+
+# %% ../nbs/08_widgets.ipynb #b1f0889c
+# The figure page's script. opts: where (plotly.js, in words), config, figure (JSON text), channel (a class name).
+_PAGE_JS = r"""(function () {
+  var msg = document.getElementById("mrpo-msg"), note = document.getElementById("mrpo-note");
+  var gd = document.getElementById("mrpo-plot"), opts = OPTS, last = null, drawn = 0, frame = null;
+  try { frame = window.frameElement; } catch (e) {}
+  function fail(text) {
+    msg.textContent = text; msg.style.color = "#b00020"; gd.style.display = "none";
+    if (frame) frame.style.height = "90px";
+  }
+  if (typeof Plotly === "undefined") return fail("The figure cannot be drawn: plotly.js did not load from " +
+    opts.where + " (no internet here, or a wrong address). Open the explorer with plotlyjs=\"inline\" (the " +
+    "default): it sends the copy of plotly.js bundled with the plotly package and needs no network.");
+  function draw(text) {
+    if (!text || text === last) return;
+    last = text;
+    var f = JSON.parse(text), h = (f.layout || {}).height;
+    if (h) { gd.style.height = h + "px"; if (frame) frame.style.height = (h + 16) + "px"; }
+    var t0 = performance.now();
+    Plotly.react(gd, f.data, f.layout, opts.config).then(function () {   // the counter and time: for the tests
+      msg.style.display = "none"; gd.setAttribute("data-mrpo-drawn", String(++drawn));
+      gd.setAttribute("data-mrpo-ms", String(Math.round(performance.now() - t0)));
+      gd.setAttribute("data-mrpo-at", String(performance.timeOrigin + performance.now()));   // epoch ms
+    }, function (e) { fail("The figure could not be drawn: " + e); });
+  }
+  draw(opts.figure);
+  if (!opts.channel) return;
+  var root = frame && frame.closest ? frame.closest("." + opts.channel) : null;
+  if (!root) {
+    note.style.display = "block";
+    note.textContent = "This front end keeps the figure in a frame of its own: it shows the batch it was opened " +
+      "at and cannot follow the slider here. The static twins (tsw_static_figure, alpha_static_figure) step " +
+      "through every batch.";
+    return;
+  }
+  function follow() {   // the hidden widget with the figure's JSON (a view re-rendered is found again)
+    var node = root.querySelector(".mrpo-figure-json .widget-html-content") || root.querySelector(".mrpo-figure-json");
+    if (node) draw(node.textContent);
+  }
+  new MutationObserver(follow).observe(root, {childList: true, subtree: true, characterData: true});
+  follow();
+})();"""
+
+# %% ../nbs/08_widgets.ipynb #25434151
 def figure_html(fig: go.Figure,
-                plotlyjs="cdn",             # "cdn", "inline", or the path/URL of a plotly.min.js
+                plotlyjs="inline",          # "inline" (bundled, offline), "cdn", a URL, or a local plotly.min.js
                 height: int | None = None,  # pixels; default: the figure's height
+                channel: str | None = None, # a live explorer's class: the page follows its hidden figure JSON
                 ) -> str:
-    "`fig` as an `<iframe srcdoc=...>` for an `ipywidgets.HTML` (scripts run in an iframe; not in a plain HTML widget)."
-    if plotlyjs == "inline": plotlyjs = True
-    elif not (plotlyjs == "cdn" or (isinstance(plotlyjs, (str, Path)) and str(plotlyjs).endswith(".js"))):
-        raise ValueError(f"plotlyjs must be 'cdn', 'inline' or the path/URL of a .js file, not {plotlyjs!r}")
+    "`fig` as an `<iframe srcdoc=...>` for an `ipywidgets.HTML`: a page that says so when plotly.js cannot load."
+    tag, where = _plotlyjs_tag(plotlyjs)
     h = int(height or fig.layout.height or 450)
-    page = fig.to_html(full_html=True, include_plotlyjs=plotlyjs if plotlyjs is True else str(plotlyjs),
-                       auto_play=False, default_width="100%", default_height=f"{h}px",
-                       config=dict(displaylogo=False, responsive=True))
+    opts = json.dumps(dict(where=where, channel=channel, figure=fig.to_json(),
+                           config=dict(displaylogo=False, responsive=True))).replace("<", "\\u003c")   # no </script>
+    text = "font:13px sans-serif;padding:6px 8px"
+    page = ('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="margin:0">'
+            f'<div id="mrpo-msg" style="{text};color:#555">Loading plotly.js from {html.escape(where)} …</div>'
+            f'<div id="mrpo-note" style="{text};color:#555;display:none"></div>'
+            f'<div id="mrpo-plot" style="width:100%;height:{h}px"></div>'
+            f'{tag}<script>{_PAGE_JS.replace("OPTS", opts, 1)}</script></body></html>')
     return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:{h + 16}px;border:0" '
             f'title="plotly figure"></iframe>')
 
@@ -444,19 +577,36 @@ def _batch_controls():
     play = W.Play(value=0, min=0, max=0, interval=700, description="play")
     return slider, play, W.jslink((play, "value"), (slider, "value"))
 
+class _FigurePane:
+    "The figure part of an explorer: `html`, the page (written once, plotly.js in it); `figure_json`, one per redraw."
+    def _pane(self, plotlyjs):
+        self.plotlyjs, self.channel = plotlyjs, f"mrpo-explorer-{uuid.uuid4().hex[:12]}"
+        self.html, self.figure_json = W.HTML(), W.HTML(layout=W.Layout(display="none"))
+        self.figure_json.add_class("mrpo-figure-json")
+        return self.html, self.figure_json
+
+    def _draw(self, fig: go.Figure):
+        "Show `fig`: its JSON into the hidden widget that the page follows; the page itself only the first time."
+        self.figure = fig
+        self.figure_json.value = html.escape(fig.to_json(), quote=False)
+        if not self.html.value: self.html.value = figure_html(fig, self.plotlyjs, channel=self.channel)
+
 # %% ../nbs/08_widgets.ipynb #0fed33a7
-class TSWExplorer(W.VBox):
+class TSWExplorer(_FigurePane, W.VBox):
     "Live TSW explorer: batch slider + play, a run selector when there are several TSW runs, the figure, the numbers."
-    def __init__(self, runs: list, plotlyjs="cdn", grid: int = 201):
-        self.runs, self.plotlyjs, self.grid, self._quiet = list(runs), plotlyjs, grid, False
+    def __init__(self, runs: list, plotlyjs="inline", grid: int = 201):
+        self.runs, self.grid, self._quiet = list(runs), grid, False
         self.slider, self.play, self.link = _batch_controls()
-        options = [(_run_label(r), i) for i, r in enumerate(self.runs)]
-        self.run_select = W.Dropdown(options=options, value=0, description="run") if len(self.runs) > 1 else None
-        self.html, self.info = W.HTML(), W.HTML()
+        labels = _unique_labels(self.runs)
+        wide = W.Layout(width=f"{min(640, 100 + 8 * max(map(len, labels)))}px")   # the whole label shows
+        self.run_select = (W.Dropdown(options=list(zip(labels, range(len(labels)))), value=0, description="run",
+                                      layout=wide) if len(self.runs) > 1 else None)
+        self.info = W.HTML()
         self.slider.observe(lambda ch: self._quiet or self.show(ch["new"]), names="value")
         if self.run_select is not None: self.run_select.observe(lambda ch: self.select(ch["new"]), names="value")
         controls = [w for w in (self.run_select, self.play, self.slider) if w is not None]
-        super().__init__([W.HBox(controls), self.html, self.info])
+        super().__init__([W.HBox(controls), *self._pane(plotlyjs), self.info])
+        self.add_class(self.channel)
         self.select(0)
 
     def select(self, i: int):
@@ -475,8 +625,7 @@ class TSWExplorer(W.VBox):
         "Draw batch `t` of the current run."
         self.play.value = t   # the browser links play and slider (jslink); a value set from Python must move both
         self.state = s = _tsw_at(self.run, self._posteriors, t, self.grid)
-        self.figure = tsw_figure(s, y_max=self.y_max)
-        self.html.value = figure_html(self.figure, self.plotlyjs)
+        self._draw(tsw_figure(s, y_max=self.y_max))
         note = _progress_note(s["label"], s["n_batches"], s["n_steps"], s["status"])
         self.info.value = (f"<p>{note}</p>" if note else "") + _arm_table(s)
 
@@ -497,19 +646,20 @@ def _margin_table(s: dict) -> str:
     return notes + _padded(f"<table><tr><th>run (batch {s['t']})</th>{head}</tr>{rows}</table>")
 
 # %% ../nbs/08_widgets.ipynb #85d6d153
-class AlphaExplorer(W.VBox):
+class AlphaExplorer(_FigurePane, W.VBox):
     "Live α explorer: batch slider + play, a seed selector when there are several seeds, the figure and the numbers."
-    def __init__(self, runs: list, plotlyjs="cdn"):
-        self.runs, self.plotlyjs, self._quiet = list(runs), plotlyjs, False
+    def __init__(self, runs: list, plotlyjs="inline"):
+        self.runs, self._quiet = list(runs), False
         self.seeds = alpha_state(self.runs, 0)["seeds"]
         self.slider, self.play, self.link = _batch_controls()
         self.seed_select = (W.Dropdown(options=self.seeds, value=self.seeds[0], description="seed")
                             if len(self.seeds) > 1 else None)
-        self.html, self.info = W.HTML(), W.HTML()
+        self.info = W.HTML()
         self.slider.observe(lambda ch: self._quiet or self.show(ch["new"]), names="value")
         if self.seed_select is not None: self.seed_select.observe(lambda ch: self.select(ch["new"]), names="value")
         controls = [w for w in (self.seed_select, self.play, self.slider) if w is not None]
-        super().__init__([W.HBox(controls), self.html, self.info])
+        super().__init__([W.HBox(controls), *self._pane(plotlyjs), self.info])
+        self.add_class(self.channel)
         self.select(self.seeds[0])
 
     def select(self, seed):
@@ -526,14 +676,13 @@ class AlphaExplorer(W.VBox):
         "Draw batch `t` for the current seed."
         self.play.value = t   # the browser links play and slider (jslink); a value set from Python must move both
         self.state = _alpha_at(self._prepared, t)
-        self.figure = alpha_figure(self.state)
-        self.html.value = figure_html(self.figure, self.plotlyjs)
+        self._draw(alpha_figure(self.state))
         self.info.value = _margin_table(self.state)
 
 # %% ../nbs/08_widgets.ipynb #7a53d2ce
 def tsw_explorer(path,               # a run folder, an experiment folder, a RunData or an Experiment
                  run=None,           # TSW run to open first (name, label or index); None: the first with a log
-                 plotlyjs="cdn",     # where the figure page gets plotly.js: "cdn", "inline" or a .js path/URL
+                 plotlyjs="inline",  # plotly.js for the figure: "inline" (bundled, offline), "cdn", a URL or a file
                  ) -> TSWExplorer:
     "Step through a TSW run's Beta posteriors per mini-batch (a run selector when the folder holds several TSW runs)."
     enable_colab_widgets()
@@ -542,8 +691,8 @@ def tsw_explorer(path,               # a run folder, an experiment folder, a Run
     if i: ex.run_select.value = i
     return ex
 
-def alpha_explorer(path,             # an experiment folder (or a run folder, an Experiment, a RunData)
-                   plotlyjs="cdn",   # where the figure page gets plotly.js: "cdn", "inline" or a .js path/URL
+def alpha_explorer(path,               # an experiment folder (or a run folder, an Experiment, a RunData)
+                   plotlyjs="inline",  # plotly.js for the figure: "inline" (bundled, offline), "cdn", a URL or a file
                    ) -> AlphaExplorer:
     "Step through α per reference per mini-batch for every weighing run of an experiment, side by side."
     enable_colab_widgets()
