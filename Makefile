@@ -81,7 +81,7 @@ nbtest: install-dev install-models widget-assets chromium deepspeed
 deepspeed: install-dev
 	"$(PY)" -c "import deepspeed" 2>/dev/null || "$(PY)" -m pip install -q --no-build-isolation "deepspeed>=0.18,<0.20"
 
-test: check-clean lint docs-check docs-preview gpu-smoke nbtest
+test: check-clean lint docs-check docs-preview gpu-smoke lab-check nbtest
 
 demo: install install-models
 	"$(BIN)/mrpo" demo
