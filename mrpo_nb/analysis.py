@@ -14,17 +14,20 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 from .core import DamagedFile, read_json
 
 # %% auto #0
-__all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'SPLITS', 'PAPER_RESULTS', 'ONE_HOT_WEIGHTERS', 'find_runs',
-           'read_metrics', 'RunData', 'read_run', 'Experiment', 'load_experiment', 'tidy', 'read_pairs',
-           'write_synthetic_experiment', 'is_single_reference', 'final_accuracy', 'method_summary',
-           'untrained_accuracy', 'paper_value', 'paper_dataset', 'left_out_notes', 'fig_final_accuracy',
-           'fig_accuracy_curves', 'fig_alpha', 'delta_sign_shares', 'fig_tsw', 'fig_sweep', 'kendall_null',
-           'kendall_exact', 'kendall_pooled', 'table_kendall', 'table_tsw', 'mcnemar_pooled', 'mcnemar_exact',
-           'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference', 'paired_interval', 'paired_comparisons']
+__all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'BASELINE_VALUES_FILE', 'SCORES_FILE', 'SPLITS', 'PAPER_RESULTS',
+           'ONE_HOT_WEIGHTERS', 'PAPER_ZERO_CHANGE', 'INFLUENCE_BETAS', 'find_runs', 'read_metrics', 'RunData',
+           'read_run', 'Experiment', 'load_experiment', 'tidy', 'read_pairs', 'write_synthetic_experiment',
+           'is_single_reference', 'final_accuracy', 'method_summary', 'untrained_accuracy', 'paper_value',
+           'paper_dataset', 'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha',
+           'delta_sign_shares', 'fig_tsw', 'zero_change_shares', 'fig_sweep', 'influence_at_init',
+           'fig_reference_influence', 'fig_influence_steps', 'fig_influence_corr', 'fig_drift', 'drift_table',
+           'kendall_null', 'kendall_exact', 'kendall_pooled', 'table_kendall', 'table_tsw', 'mcnemar_pooled',
+           'mcnemar_exact', 'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference', 'paired_interval',
+           'paired_comparisons', 'headline']
 
 # %% ../nbs/07_analysis.ipynb #0bbbe99c
 _RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -228,7 +231,8 @@ def load_experiment(path) -> Experiment:
                       timings=get("timings.json", None), problems=problems, meta=get("experiment.json", {}) or {})
 
 # %% ../nbs/07_analysis.ipynb #3985ada7
-VECTOR_METRICS = ("alpha", "mu", "theta", "margins")
+VECTOR_METRICS = ("alpha", "mu", "theta", "margins", "influence_corr")
+"Per-reference vectors of a step record (and, by suffix, each evaluation's `<split>/drift`): one row per reference."
 TIDY_COLUMNS = ["run", "method", "label", "loss", "weighter", "seed", "sweep", "status", "step", "metric", "reference",
                 "value"]
 
@@ -240,6 +244,10 @@ def _num(v) -> float:
 
 def _sweep_label(sweep: dict) -> str: return ", ".join(f"{k}={_fmt_num(v)}" for k, v in sorted(sweep.items()))
 
+def _is_vector(key: str) -> bool: return key in VECTOR_METRICS or key.endswith("/drift")
+
+def _scalar(v) -> bool: return isinstance(v, (int, float, bool)) or v is None
+
 def _run_rows(run: RunData, refs_default: list) -> list:
     refs = run.references if run.loss != "ref_free" else []
     ident = (run.name, run.method, run.label, run.loss, run.weighter, run.seed, _sweep_label(run.sweep), run.status)
@@ -248,10 +256,12 @@ def _run_rows(run: RunData, refs_default: list) -> list:
         step = int(rec["step"])
         for key, v in rec.items():
             if key == "step": continue
-            if key in VECTOR_METRICS and isinstance(v, list):
+            if _is_vector(key) and isinstance(v, list):
                 names = next((n for n in (refs, refs_default) if len(n) == len(v)), [f"ref{k}" for k in range(len(v))])
                 rows += [(*ident, step, key, names[k], _num(x)) for k, x in enumerate(v)]
-            elif isinstance(v, (int, float, bool)) or v is None:
+            elif isinstance(v, dict):   # a distribution's summary (influence): one metric per entry
+                rows += [(*ident, step, f"{key}/{k}", None, _num(x)) for k, x in v.items() if _scalar(x)]
+            elif _scalar(v):
                 rows.append((*ident, step, key, None, _num(v)))
     return rows
 
@@ -272,7 +282,8 @@ def _experiment_attrs(exp: Experiment) -> dict:
     runs = [dict(run.entry, name=run.name, dir=str(run.dir), status=run.status, error=run.error, reason=run.reason,
                  summary_final=run.summary.get("final") if isinstance(run.summary.get("final"), dict) else {},
                  n_records=len(run.metrics),
-                 skipped_steps=run.summary.get("skipped_steps"), sweep_label=_sweep_label(run.sweep))
+                 skipped_steps=run.summary.get("skipped_steps"), sweep_label=_sweep_label(run.sweep),
+                 beta=_num(run.sweep.get("beta", run.config.get("beta"))))
             for run in exp.runs]
     return dict(name=exp.name, root=str(exp.root), references=exp.reference_names, runs=runs,
                 problems=list(exp.problems),
@@ -294,6 +305,8 @@ def tidy(exp) -> pd.DataFrame:
 
 # %% ../nbs/07_analysis.ipynb #550a49cb
 PAIRS_FILE = "eval_pairs.json"   # per-pair results: {"final"|"initial": {split: {"ids": [...], "margin": [...]}}}
+BASELINE_VALUES_FILE = "baseline_values.json"   # the untrained policy's summed log-probs and lengths per pair
+SCORES_FILE = "scores.safetensors"              # the references' (mrpo_nb.scoring.ScoreTable)
 
 def _pair_split(v, where: str, problems: list):
     "(ids, margins) of one split's per-pair results; None (noted) where they are not two lists of one length."
@@ -329,25 +342,47 @@ def _parse_method(spec: str, refs) -> list:
     kw = {"piv": float(m.group(3)), "subsample": 50} if m.group(3) else {}
     return [(m.group(1), m.group(2), kw, list(refs))]
 
-def _synthetic_log(rng, loss, weighter, kw, K, n_steps, evals: dict) -> list:
-    "metrics.jsonl records of one synthetic run (evals: {step: (val, test)})."
+def _weight_summary(w) -> dict:
+    """mean, s.d. (population, ddof = 0), min, q10, q50, q90 and max of per-pair weights `w` (linear quantiles):
+    the keys and definitions of `mrpo_nb.losses.weight_summary`, in numpy, so that this module needs no torch."""
+    w = np.asarray(w, dtype=float).ravel()
+    q10, q50, q90 = np.quantile(w, [0.1, 0.5, 0.9])
+    return dict(mean=float(w.mean()), sd=float(w.std()), min=float(w.min()), q10=float(q10), q50=float(q50),
+                q90=float(q90), max=float(w.max()))
+
+def _synthetic_influence(g, beta: float, n: int) -> dict:
+    "The summary of `n` made-up per-pair weights σ(−z), z = β·4·N(0, 1): spread out as β grows."
+    return _weight_summary(special.expit(-4 * beta * g.normal(size=n)).round(6))
+
+def _synthetic_log(rng, loss, weighter, kw, K, n_steps, evals: dict, infl: dict | None = None) -> list:
+    """metrics.jsonl records of one synthetic run (evals: {step: that evaluation's metrics}); `infl` (its own random
+    stream `rng`, `beta`, `K` references of the experiment): each step's influence summary and correlations."""
     a = np.full(K, kw.get("piv", 5.0)); b = a.copy()
-    recs = [dict(step=0, **{"val/accuracy": evals[0][0], "test/accuracy": evals[0][1]})]
+    recs = [dict(step=0, **evals[0])]
     for t in range(1, n_steps + 1):
         rec = dict(step=t, epoch=0, pairs=8 * t, loss=round(float(rng.uniform(0.5, 0.8)), 4),
                    grad_norm=round(float(rng.uniform(0.1, 2)), 4), skipped=False)
+        own = kw.get("k", 0)
         if weighter == "tsw":
             theta = rng.beta(a, b); arm = int(np.argmax(theta)); sign = int(rng.integers(-1, 2)); r = int(sign > 0)
-            a[arm] += r; b[arm] += 1 - r
+            a[arm] += r; b[arm] += 1 - r; own = arm
             rec.update(alpha=np.eye(K)[arm].tolist(), arm=arm, theta=theta.round(4).tolist(), reward=r, delta_sign=sign,
                        mu=(a / (a + b)).tolist(), acc_before=0.5, acc_after=0.5 + 0.02 * sign)
         elif weighter == "single": rec["alpha"] = [1.0]
         elif K: rec["alpha"] = rng.dirichlet(np.full(K, 4.0)).round(4).tolist()
-        if t in evals: rec.update({"val/accuracy": evals[t][0], "test/accuracy": evals[t][1]})
+        if infl is not None:
+            g = infl["rng"]
+            rec["influence"] = _synthetic_influence(g, infl["beta"], 8)
+            if loss != "ref_free":
+                corr = g.uniform(0.5, 1.0, infl["K"]).round(4)
+                if weighter in ("single", "tsw"): corr[own] = 1.0     # one reference: its own weights
+                rec["influence_corr"] = corr.tolist()
+        if t in evals: rec.update(evals[t])
         recs.append(rec)
     return recs
 
 def _grid(rng, lo, hi, n): return float(rng.integers(round(lo * n), round(hi * n) + 1)) / n
+
 
 # %% ../nbs/07_analysis.ipynb #d7af0d20
 _SYNTHETIC_METHODS = ("single", "mrpo-vaw", "mdpo-vaw", "mrpo-vdw", "mdpo-vdw", "mdpo-tsw-piv5", "mdpo-tsw-piv10",
@@ -360,32 +395,50 @@ def _pair_margins(rng, latent: np.ndarray, acc: float) -> list:
     c = s[0] + 0.01 if k == 0 else s[-1] - 0.01 if k == len(m) else (s[k - 1] + s[k]) / 2
     return (m - c).tolist()
 
+def _synthetic_evals(accs: dict, infl: dict | None, seed: int, n_steps: int) -> dict:
+    """{step: evaluation metrics}: the accuracies `accs` ({step: (val, test)}) and, given `infl`, each split's drift
+    towards every reference (the seed's own at step 0, then growing or shrinking) and the run's influence summary."""
+    out = {}
+    for t, (va, te) in accs.items():
+        ev = {"val/accuracy": va, "test/accuracy": te}
+        if infl is not None:
+            for s in ("val", "test"):
+                d0 = 0.3 + 0.2 * np.arange(infl["K"]) + 0.05 * seed      # the untrained policy: one per seed
+                ev[f"{s}/drift"] = (d0 + infl["slope"] * t / n_steps).round(6).tolist()
+                ev[f"{s}/influence"] = _synthetic_influence(infl["rng"], infl["beta"], 50)
+        out[t] = ev
+    return out
+
 def _write_synthetic_run(root: Path, rng, entry: dict, kw: dict, baseline: dict, n_steps: int, eval_steps: list,
-                         n_eval: int, pairs: dict | None = None) -> dict:
+                         n_eval: int, pairs: dict | None = None, infl: dict | None = None) -> dict:
     """Write one synthetic run folder (config, metrics, summary and, given `pairs` = dict(rng, latent, ids, initial),
-    its per-pair results); returns its final accuracies."""
+    its per-pair results); `infl` = dict(rng, K): influence and drift too. Returns its final accuracies."""
     from mrpo_nb.core import write_json, atomic_write
     b, refs = baseline[f"seed_{entry['seed']}"], entry["references"]
     start, end = (b["val/accuracy"], b["test/accuracy"]), (_grid(rng, .5, .7, n_eval), _grid(rng, .5, .7, n_eval))
-    evals = {t: tuple(round((x0 + (x1 - x0) * t / n_steps) * n_eval) / n_eval for x0, x1 in zip(start, end))
-             for t in eval_steps}
-    recs = _synthetic_log(rng, entry["loss"], entry["weighter"], kw, len(refs), n_steps, evals)
+    accs = {t: tuple(round((x0 + (x1 - x0) * t / n_steps) * n_eval) / n_eval for x0, x1 in zip(start, end))
+            for t in eval_steps}
+    beta = entry["sweep"].get("beta", 0.1)
+    if infl is not None: infl = dict(infl, beta=beta, slope=infl["rng"].normal(0, 0.1, infl["K"]))
+    evals = _synthetic_evals(accs, infl, entry["seed"], n_steps)
+    recs = _synthetic_log(rng, entry["loss"], entry["weighter"], kw, len(refs), n_steps, evals, infl)
     d = root / "runs" / entry["name"]
     write_json(d / "config.json", dict(loss=entry["loss"], weighter=entry["weighter"], weighter_kwargs=kw,
-                                       references=refs, seed=entry["seed"], beta=entry["sweep"].get("beta", 0.1),
+                                       references=refs, seed=entry["seed"], beta=beta,
                                        lr=1e-4, batch_size=8, max_steps=n_steps))
     atomic_write(d / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in recs))
-    acc = lambda t: {"val/accuracy": evals[t][0], "test/accuracy": evals[t][1]}
+    acc = lambda t: {"val/accuracy": accs[t][0], "test/accuracy": accs[t][1]}
     write_json(d / "summary.json", dict(status="completed", steps=n_steps, n_steps=n_steps, skipped_steps=0,
                                         nonfinite=[], final=acc(n_steps), initial=acc(0),
-                                        evals=[dict(step=t, **acc(t)) for t in evals], loss=entry["loss"],
+                                        evals=[dict(step=t, **evals[t]) for t in evals], loss=entry["loss"],
                                         weighter=entry["weighter"], seed=entry["seed"], references=refs,
                                         wall_time_s=1.0))
     if pairs is not None:
         final = {k: dict(ids=pairs["ids"][k], margin=_pair_margins(pairs["rng"], pairs["latent"][k], a))
-                 for k, a in zip(("val", "test"), evals[n_steps])}
+                 for k, a in zip(("val", "test"), accs[n_steps])}
         write_json(d / PAIRS_FILE, dict(final=final, initial=pairs["initial"]))
     return acc(n_steps)
+
 
 # %% ../nbs/07_analysis.ipynb #655e61c4
 def _synthetic_pairs(seeds, n_eval: int, baseline: dict, rng_seed: int) -> dict:
@@ -400,12 +453,36 @@ def _synthetic_pairs(seeds, n_eval: int, baseline: dict, rng_seed: int) -> dict:
         out[s] = dict(rng=g, latent=latent, ids=ids, initial=initial)
     return out
 
+def _synthetic_values(pairs: dict, refs: list, rng_seed: int) -> tuple:
+    """(`baseline_values.json`, the fields of the references' ScoreTable) on the seeds' val/test pairs: the untrained
+    policy's summed log-probs and lengths, whose length-normalised margins are its baseline margins, and each
+    reference's, whose margins are the policy's plus an offset per pair (s.d. 0.5, 1, 1.5, … by reference)."""
+    g, K = np.random.default_rng([rng_seed, 3]), len(refs)
+    values, cols = {}, {f: [] for f in ("ids", "logps_chosen", "logps_rejected", "lengths_chosen", "lengths_rejected")}
+    for s, p in pairs.items():
+        values[f"seed_{s}"] = {}
+        for split, v in p["initial"].items():
+            m, n = np.asarray(v["margin"]), len(v["ids"])
+            nc, nr = g.integers(5, 60, n), g.integers(5, 60, n)
+            lr = -8.0 + 0.3 * g.normal(size=n)                # per token; the chosen reply's is lr + Δθ
+            values[f"seed_{s}"][split] = dict(ids=list(v["ids"]), logps_chosen=((lr + m) * nc).tolist(),
+                                              logps_rejected=(lr * nr).tolist(), lengths_chosen=nc.tolist(),
+                                              lengths_rejected=nr.tolist())
+            kc, kr = (np.clip(x[:, None] + g.integers(-3, 4, (n, K)), 1, None) for x in (nc, nr))
+            rr = lr[:, None] + 0.2 * g.normal(size=(n, K))
+            rc = np.minimum(rr + m[:, None] + g.normal(size=(n, K)) * (0.5 + 0.5 * np.arange(K)), -1e-3)
+            for f, x in (("ids", list(v["ids"])), ("logps_chosen", rc * kc), ("logps_rejected", rr * kr),
+                         ("lengths_chosen", kc), ("lengths_rejected", kr)): cols[f].append(x)
+    return values, {f: (sum(x, []) if f == "ids" else np.concatenate(x)) for f, x in cols.items()}
+
 def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), seeds=(0, 1, 2), n_steps: int = 12,
                                eval_every: int = 4, methods=_SYNTHETIC_METHODS, sweep: dict | None = None,
                                odd: bool = False, rng_seed: int = 0, n_eval: int = 200,
-                               name: str = "synthetic", per_pair: bool = True) -> Path:
+                               name: str = "synthetic", per_pair: bool = True, influence: bool = True) -> Path:
     """Write a synthetic experiment folder (documented format, made-up values) under `root`; for tests and docs.
-    `per_pair`: also each run's per-pair results (`eval_pairs.json`), the untrained policy's (`baseline_pairs.json`)."""
+    `per_pair`: also each run's per-pair results (`eval_pairs.json`), the untrained policy's (`baseline_pairs.json`,
+    `baseline_values.json`) and the references' score table (`scores.safetensors`). `influence`: each step's
+    `influence` and `influence_corr`, each evaluation's `<split>/drift` and `<split>/influence`."""
     from mrpo_nb.core import write_json
     root, refs, rng = Path(root), list(references), np.random.default_rng(rng_seed)
     sweeps = [{}] if not sweep else [dict(zip(sweep, vals)) for vals in itertools.product(*sweep.values())]
@@ -413,6 +490,7 @@ def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), see
     grid = lambda: _grid(rng, .45, .55, n_eval)
     baseline = {f"seed_{s}": {"val/accuracy": grid(), "test/accuracy": grid()} for s in seeds}
     pairs = _synthetic_pairs(seeds, n_eval, baseline, rng_seed) if per_pair else {}
+    infl = dict(rng=np.random.default_rng([rng_seed, 2]), K=len(refs)) if influence else None   # its own stream
     entries = []
     for sw, spec, s in itertools.product(sweeps, methods, seeds):
         for loss, weighter, kw, run_refs in _parse_method(spec, refs):
@@ -421,7 +499,7 @@ def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), see
             entry.update(name=f"{entry['method']}-s{s}" + "".join(f"-{k}{_fmt_num(v)}" for k, v in sw.items()),
                          sweep=dict(sw), status="completed")
             entry["final"] = _write_synthetic_run(root, rng, entry, kw, baseline, n_steps, eval_steps, n_eval,
-                                                  pairs.get(s))
+                                                  pairs.get(s), infl)
             entries.append(entry)
     if odd: entries += _make_odd(root, entries, refs)
     own = {r: {f"seed_{s}/{k}": _grid(rng, .5, .7, n_eval) for s in seeds for k in ("val", "test")} for r in refs}
@@ -433,7 +511,12 @@ def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), see
     write_json(root / "index.json", dict(experiment=name, spec_hash="synthetic", references=refs, runs=entries))
     write_json(root / "references.json", dict(names=refs, specs={r: r for r in refs}, accuracy=ref_acc))
     write_json(root / "baseline.json", baseline)
-    if per_pair: write_json(root / "baseline_pairs.json", {f"seed_{s}": p["initial"] for s, p in pairs.items()})
+    if per_pair:
+        from mrpo_nb.scoring import ScoreTable
+        write_json(root / "baseline_pairs.json", {f"seed_{s}": p["initial"] for s, p in pairs.items()})
+        values, cols = _synthetic_values(pairs, refs, rng_seed)
+        write_json(root / BASELINE_VALUES_FILE, values)
+        ScoreTable(refs, cols.pop("ids"), **cols, meta=dict(synthetic=True)).save(root / SCORES_FILE)
     removed = {"empty reply": 12, "chosen == rejected": 3, "prompt too short": 25, "too long": 20}
     write_json(root / "data" / "filter_report.json", dict(rows_in=1000, rows_out=940, removed=removed))
     write_json(root / "timings.json", dict(data=0.1, models=0.2, scoring=0.3, baseline=0.1, training=1.0, total=1.7))
@@ -636,7 +719,10 @@ def _summary_notes(summ: pd.DataFrame, final: pd.DataFrame) -> list:
     "Why runs are left out (one note per reason) and which means lack an s.e."
     notes = left_out_notes(final)
     name = lambda r: r.label + (f" [{r.sweep}]" if r.sweep else "")
-    notes += [f"{name(r)}: one seed only, no s.e." for r in summ.itertuples() if r.n == 1]
+    one = [name(r) for r in summ.itertuples() if r.n == 1]      # said once, naming the methods (or "every method")
+    if one:
+        every = len(one) == (summ.n > 0).sum()
+        notes.append("one seed only, no s.e.: " + ("every method" if every else ", ".join(one)))
     missing = [name(r) for r in summ.itertuples() if r.n == 0]
     if missing: notes.append(f"no finished run yet, no bar: {', '.join(missing)}")
     return notes
@@ -786,14 +872,15 @@ def _grid_subplots(titles: list, cols: int = 3, extra_rows: int = 0, **kw):
     rows = max(1, math.ceil(len(titles) / cols)) + extra_rows
     return make_subplots(rows=rows, cols=cols, subplot_titles=titles, **kw), cols, rows
 
-def _per_reference(fig, d: pd.DataFrame, metric: str, refs: list, row: int, col: int, shown: set, seed):
+def _per_reference(fig, d: pd.DataFrame, metric: str, refs: list, row: int, col: int, shown: set, seed,
+                   mode: str = "lines"):
     d = d[d.metric == metric]
     if seed is not None: d = d[d.seed == seed]
     groups = dict(tuple(d.groupby("reference", sort=False)))
     for ref in [r for r in refs if r in groups] + [r for r in groups if r not in refs]:
         rows, k = groups[ref], refs.index(ref) if ref in refs else len(refs)
         g = rows.groupby("step").value.mean()   # NaN (a skipped step) stays NaN: a gap
-        fig.add_scatter(x=g.index, y=g.values, mode="lines", name=ref, line=dict(color=_PALETTE[k % len(_PALETTE)]),
+        fig.add_scatter(x=g.index, y=g.values, mode=mode, name=ref, line=dict(color=_PALETTE[k % len(_PALETTE)]),
                         legendgroup=ref, showlegend=ref not in shown, connectgaps=False, row=row, col=col)
         shown.add(ref)
 
@@ -842,7 +929,8 @@ def fig_tsw(obj, seed: int | None = None, cols: int = 3) -> go.Figure:
     keys = [k for k in _multi_methods(df, lambda l, w: w == "tsw") if k[1] in logged]
     if not keys: raise ValueError("no Thompson-sampling (tsw) run has logged μ yet: nothing to draw in Figure 4")
     titles = [l + (f" [{s}]" if s else "") for s, _, l in keys]
-    fig, cols, rows = _grid_subplots(titles + ["share of batches by val-accuracy change"], cols, extra_rows=0)
+    fig, cols, rows = _grid_subplots(titles + ["share of batches by val-accuracy change"], cols, extra_rows=0,
+                                     horizontal_spacing=0.11)     # each panel's own y ticks and title fit between
     shown = set()
     for i, (sweep, method, label) in enumerate(keys):
         rows_i = df[(df.method == method) & (df.sweep == sweep)]
@@ -862,6 +950,31 @@ def fig_tsw(obj, seed: int | None = None, cols: int = 3) -> go.Figure:
                       title="Thompson sampling: estimated reward μ per reference, "
                             "and the sign of each step's val-accuracy change")
     return fig
+
+# %% ../nbs/07_analysis.ipynb #95d66ab2
+PAPER_ZERO_CHANGE = (0.30, 0.40)
+"""The share of TSW's batches whose validation accuracy did not change, as the paper saw it (30–40 %, issue 19's
+reading), shown beside each run's share. The paper's per-seed results (`mrpo_nb.paper`, above this module) give
+it per data set: SafeRLHF 33 % (24–41 % over runs), UltraFeedback 50 % (47–54 %); the report shows those."""
+
+def zero_change_shares(obj) -> pd.DataFrame:
+    """Per Thompson-sampling run: its logged batches and the share whose val-subsample accuracy did not change
+    (`delta_sign` == 0, rewarded 0), fell or rose, beside the paper's 30–40 % of zero-change batches."""
+    df = _as_table(obj)
+    d = df[(df.weighter == "tsw") & (df.metric == "delta_sign")].dropna(subset=["value"])
+    lo, hi = PAPER_ZERO_CHANGE
+    rows = []
+    for r in df.attrs["experiment"]["runs"]:
+        if r.get("weighter") != "tsw": continue
+        v = d[d.run == r["name"]].value
+        n = len(v)
+        share = lambda s: float((v == s).sum()) / n if n else float("nan")
+        rows.append(dict(run=r["name"], method=r.get("label"), sweep=r.get("sweep_label", ""), seed=r.get("seed"),
+                         status=r.get("status"), batches=n, zero_change=share(0), negative=share(-1),
+                         positive=share(1), paper_zero_change=f"{lo:.0%}–{hi:.0%}".replace("%–", "–")))
+    return pd.DataFrame(rows, columns=["run", "method", "sweep", "seed", "status", "batches", "zero_change",
+                                       "negative", "positive", "paper_zero_change"])
+
 
 # %% ../nbs/07_analysis.ipynb #5b314f98
 def fig_sweep(obj, setting: str | None = None, split: str = "test") -> go.Figure:
@@ -884,12 +997,236 @@ def fig_sweep(obj, setting: str | None = None, split: str = "test") -> go.Figure
         fig.add_scatter(x=s.x, y=s["mean"], error_y=dict(type="data", array=s.se.tolist()), mode="lines+markers",
                         name=g.label.iloc[0] if len(g) else method, line=dict(color=_PALETTE[i % len(_PALETTE)]),
                         customdata=s.n, hovertemplate="%{x}: %{y:.4f} (n = %{customdata})<extra></extra>")
+    xs = pd.to_numeric(final.x, errors="coerce").dropna()     # a setting spanning 10x or more (β, lr): log axis
+    if len(xs) and (xs > 0).all() and xs.max() >= 10 * xs.min():
+        ticks = sorted(set(xs))
+        fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
     others = [s for s in settings if s != setting]
     notes = [f"pooled over the other swept settings ({', '.join(others)})"] if others else []
     fig.update_layout(meta=dict(notes=notes), title=f"Final {split} accuracy against {setting}", xaxis_title=setting,
                       legend_title_text="method",
                       yaxis_title=f"final {split} accuracy (mean ± s.e.)", height=450)
     return fig
+
+# %% ../nbs/07_analysis.ipynb #804d565a
+INFLUENCE_BETAS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+"The β grid of `influence_at_init`: the paper's 0.1, SimPO's scale for length-normalised values (2.5), and between."
+_WEIGHT_STATS = ("mean", "sd", "min", "q10", "q50", "q90", "max")
+_ACROSS = ("s.d. across references", "range across references")
+
+def _reference_weights(dtheta, delta, beta: float) -> np.ndarray:
+    "σ(−z_k), z_k = β(Δθ − Δ_k), per pair and reference: (N,) policy margins, (N, K) reference margins -> (N, K)."
+    return special.expit(-beta * (np.asarray(dtheta, dtype=float)[:, None] - np.asarray(delta, dtype=float)))
+
+def _check_betas(betas) -> list:
+    betas = [betas] if isinstance(betas, (int, float)) else list(betas)
+    for b in betas:
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or b <= 0:
+            raise ValueError(f"betas must be finite numbers > 0, not {b!r} ({type(b).__name__})")
+    if not betas: raise ValueError("betas must hold at least one value")
+    return [float(b) for b in betas]
+
+def _policy_split(v, where: str, notes: list):
+    "(ids, Δθ sums, lengths) of one seed's split in baseline_values.json; None (noted) where it is malformed."
+    keys = ("logps_chosen", "logps_rejected", "lengths_chosen", "lengths_rejected")
+    if not (isinstance(v, dict) and isinstance(v.get("ids"), list) and all(isinstance(v.get(k), list) and
+                                                                         len(v[k]) == len(v["ids"]) for k in keys)):
+        notes.append(f"{where}: not {{'ids', {', '.join(map(repr, keys))}}} lists of one length; ignored")
+        return None
+    return [str(i) for i in v["ids"]], *(np.array([_num(x) for x in v[k]], dtype=float) for k in keys)
+
+
+# %% ../nbs/07_analysis.ipynb #666da44d
+def _init_margins(info: dict, split: str, normalised: bool, notes: list) -> tuple:
+    """(reference names, Δθ (N,), Δ (N, K)) at initialisation on `split`: the untrained policy's margins from
+    baseline_values.json and the references' from scores.safetensors, pooled over seeds (each pair once)."""
+    root = Path(info["root"])
+    f, g = root / BASELINE_VALUES_FILE, root / SCORES_FILE
+    vals = read_json(f, default=None)            # a damaged file: DamagedFile (a ValueError) that names it
+    if not vals: raise ValueError(f"{f}: missing (the untrained policy's values per pair), so no influence at init")
+    if not g.exists(): raise ValueError(f"{g}: missing (the references' values per pair), so no influence at init")
+    from mrpo_nb.scoring import ScoreTable      # lazy: torch is imported only where the score table is read
+    table = ScoreTable.load(g)
+    refs = [r for r in info["references"] if r in table.names] or list(table.names)
+    table, seen, known = table.select(refs), {}, set(table.ids)
+    for key in sorted(vals, key=lambda k: (re.fullmatch(r"seed_(-?\d+)", str(k)) is None, str(k))):
+        got = _policy_split(vals[key].get(split), f"{f}: {key}.{split}", notes) if isinstance(vals[key], dict) else None
+        if got is None: continue
+        ids, lc, lr, nc, nr = got
+        m = lc / nc - lr / nr if normalised else lc - lr
+        unknown = [i for i in ids if i not in known]
+        if unknown: notes.append(f"{key}/{split}: {len(unknown)} pair(s) not in {SCORES_FILE}; left out")
+        for i, x in zip(ids, m):
+            if i in known and i not in seen: seen[i] = x
+    if not seen: raise ValueError(f"{f}: no {split} pair with values under both the policy and the references")
+    c, r = table.ell() if normalised else (table.logps_chosen, table.logps_rejected)
+    rows = table.rows(list(seen))
+    dth, delta = np.array(list(seen.values())), (c - r)[rows]
+    ok = np.isfinite(dth) & np.isfinite(delta).all(1)
+    if not ok.all(): notes.append(f"{int((~ok).sum())} pair(s) with a non-finite value (not scored); left out")
+    return refs, dth[ok], delta[ok]
+
+def influence_at_init(obj, betas=INFLUENCE_BETAS, split: str = "test", normalised: bool = True) -> pd.DataFrame:
+    """How much the reference changes each pair's gradient weight σ(−z) at initialisation, per β: one row per
+    (β, quantity, reference) summarising a per-pair quantity over `split`'s pairs (mean, sd, min, q10, q50, q90,
+    max): σ(−z) under each reference, and its s.d. and range across references. Reads baseline_values.json and
+    scores.safetensors; notes (pairs left out) in `.attrs["notes"]`."""
+    _choose("split", split, SPLITS)
+    betas, notes = _check_betas(betas), []
+    refs, dth, delta = _init_margins(_as_table(obj).attrs["experiment"], split, normalised, notes)
+    if len(refs) == 1: notes.append("one reference: nothing to spread across (s.d. and range 0)")
+    rows = []
+    for b in betas:
+        w = _reference_weights(dth, delta, b)
+        per = [("σ(−z)", ref, w[:, k]) for k, ref in enumerate(refs)]
+        per += [(_ACROSS[0], "all", w.std(axis=1)), (_ACROSS[1], "all", w.max(axis=1) - w.min(axis=1))]
+        rows += [dict(beta=b, quantity=q, reference=ref, pairs=len(x), **_weight_summary(x)) for q, ref, x in per]
+    out = pd.DataFrame(rows, columns=["beta", "quantity", "reference", "pairs", *_WEIGHT_STATS])
+    out.attrs["notes"] = notes
+    return out
+
+
+# %% ../nbs/07_analysis.ipynb #0489e51d
+def _band(fig, x, lo, hi, mid, name: str, color: str, row: int, col: int, group: str, showlegend: bool,
+          band_name: str | None = None, dash: str | None = None):
+    "A line `mid` over `x` with a shaded band from `lo` to `hi` (the band in the legend too, given `band_name`)."
+    x, lo, hi = list(x), list(lo), list(hi)
+    fig.add_scatter(x=[*x, *x[::-1]], y=[*hi, *lo[::-1]], mode="lines", fill="toself", fillcolor=_rgba(color, 0.16),
+                    line=dict(width=0), hoverinfo="skip", name=band_name or name, legendgroup=group + "-band",
+                    showlegend=showlegend and band_name is not None, row=row, col=col)
+    fig.add_scatter(x=x, y=list(mid), mode="lines+markers", name=name, line=dict(color=color, dash=dash),
+                    legendgroup=group, showlegend=showlegend, row=row, col=col,
+                    hovertemplate=name + ": %{x:g} → %{y:.4f}<extra></extra>")
+
+def _trained_betas(info: dict) -> list:
+    return sorted({r["beta"] for r in info["runs"] if isinstance(r.get("beta"), float) and math.isfinite(r["beta"])})
+
+def fig_reference_influence(obj, betas=INFLUENCE_BETAS, split: str = "test", normalised: bool = True) -> go.Figure:
+    """"How much does the reference matter?": at initialisation, σ(−z) per pair under each reference against β
+    (mean, q10–q90), and how much the references disagree per pair (s.d. across references, mean range)."""
+    df = _as_table(obj)
+    t = influence_at_init(df, betas, split, normalised)
+    refs = [r for r in dict.fromkeys(t.reference) if r != "all"]
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=["σ(−z) per reference: mean, q10–q90", "disagreement across references"])
+    for k, ref in enumerate(refs):
+        g = t[(t.quantity == "σ(−z)") & (t.reference == ref)].sort_values("beta")
+        _band(fig, g.beta, g.q10, g.q90, g["mean"], ref, _PALETTE[k % len(_PALETTE)], 1, 1, ref, True)
+    sd, rg = (t[t.quantity == q].sort_values("beta") for q in _ACROSS)
+    _band(fig, sd.beta, sd.q10, sd.q90, sd["mean"], "s.d. across references (mean over pairs)", "#333333", 1, 2, "sd",
+          True, band_name="s.d. across references (q10–q90 of pairs)")
+    fig.add_scatter(x=rg.beta, y=rg["mean"], mode="lines+markers", name="range across references (mean over pairs)",
+                    line=dict(color="#999", dash="dash"), row=1, col=2)
+    top = max(float(rg["mean"].max()), float(sd.q90.max()), 0.01) * 1.1
+    for b in _trained_betas(df.attrs["experiment"]):
+        for c, y1 in ((1, 1.0), (2, top)):
+            fig.add_scatter(x=[b, b], y=[0, y1], mode="lines", line=dict(color="#777", dash="dot", width=1.5),
+                            name=f"trained at β = {b:g}", legendgroup=f"beta={b}", showlegend=c == 1, row=1, col=c)
+    fig.update_xaxes(type="log", title_text="β (log scale)", tickvals=sorted(set(t.beta)),
+                     ticktext=[f"{b:g}" for b in sorted(set(t.beta))])
+    fig.update_yaxes(title_text="per-pair weight σ(−z)", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="spread of σ(−z) across references", range=[0, top], row=1, col=2)
+    n = int(t.pairs.iloc[0]) if len(t) else 0
+    fig.update_layout(title=f"How much does the reference matter? Gradient weights at initialisation ({n} {split} "
+                            "pairs)", height=460, legend_title_text="reference / spread",
+                      meta=dict(notes=t.attrs["notes"]))
+    return fig
+
+
+# %% ../nbs/07_analysis.ipynb #a4ed4afb
+def _logged_methods(df: pd.DataFrame, metric: str) -> list:
+    "(sweep, method, label) of the methods with rows of `metric`, in the figures' order (single, multi, ...)."
+    order = method_summary(final_accuracy(df, "test"), df.attrs["experiment"]["references"])
+    d = df[df.metric == metric]
+    have = set(zip(d.sweep, d.method))
+    return [(r.sweep, r.method, r.label) for r in order.itertuples() if (r.sweep, r.method) in have]
+
+def _panel_titles(keys: list) -> list: return [l + (f" [{s}]" if s else "") for s, _, l in keys]
+
+def _for_seed(df: pd.DataFrame, seed) -> pd.DataFrame:
+    if seed is None: return df
+    _choose("seed", seed, sorted(df.seed.unique().tolist()))
+    return df[df.seed == seed]
+
+def fig_influence_steps(obj, seed: int | None = None, methods=None, cols: int = 3) -> go.Figure:
+    """Each step's per-pair weights σ(−z) of the batch (the logged `influence`): the batch mean with its q10–q90
+    band, one panel per method (mean over seeds, or one `seed`)."""
+    df = _for_seed(_select_methods(_as_table(obj), methods), seed)
+    keys = _logged_methods(df, "influence/mean")
+    if not keys: raise ValueError("no run has logged its per-step influence ('influence' in metrics.jsonl) yet")
+    fig, cols, rows = _grid_subplots(_panel_titles(keys), cols, shared_yaxes=True)
+    for i, (sweep, method, label) in enumerate(keys):
+        g = df[(df.method == method) & (df.sweep == sweep)]
+        q = {k: g[g.metric == f"influence/{k}"].groupby("step").value.mean() for k in ("mean", "q10", "q90")}
+        x = q["mean"].index.tolist()
+        _band(fig, x, q["q10"].reindex(x), q["q90"].reindex(x), q["mean"], "batch mean of σ(−z)", "#4c78a8",
+              i // cols + 1, i % cols + 1, "influence", i == 0, band_name="q10–q90 of the batch's pairs")
+    fig.update_yaxes(range=[0, 1]); fig.update_yaxes(title_text="per-pair weight σ(−z)", col=1)
+    fig.update_xaxes(title_text="mini-batch", row=rows)
+    _integer_steps(fig, df[df.metric == "influence/mean"])
+    who = f"seed {seed}" if seed is not None else "mean over seeds"
+    fig.update_layout(title=f"Per-pair gradient weights of each batch during training ({who})",
+                      height=280 * rows + 130, legend_title_text="weights")
+    return fig
+
+def fig_influence_corr(obj, seed: int | None = None, methods=None, cols: int = 3) -> go.Figure:
+    """Each step's correlation (over the batch) between the run's per-pair weights and each single reference's
+    (the logged `influence_corr`), one panel per method, one line per reference (mean over seeds, or `seed`)."""
+    df = _for_seed(_select_methods(_as_table(obj), methods), seed)
+    refs = df.attrs["experiment"]["references"]
+    keys = _logged_methods(df, "influence_corr")
+    if not keys: raise ValueError("no run has logged 'influence_corr' (the correlation with each reference's weights)")
+    fig, cols, rows = _grid_subplots(_panel_titles(keys), cols, shared_yaxes=True)
+    shown = set()
+    for i, (sweep, method, label) in enumerate(keys):
+        _per_reference(fig, df[(df.method == method) & (df.sweep == sweep)], "influence_corr", refs, i // cols + 1,
+                       i % cols + 1, shown, None)
+    fig.update_yaxes(range=[-1.05, 1.05]); fig.update_yaxes(title_text="correlation with σ(−z_k)", col=1)
+    fig.update_xaxes(title_text="mini-batch", row=rows)
+    _integer_steps(fig, df[df.metric == "influence_corr"])
+    fig.update_layout(title="Correlation of each batch's weights with each single reference's weights",
+                      height=280 * rows + 130, legend_title_text="reference")
+    return fig
+
+
+# %% ../nbs/07_analysis.ipynb #bd29682c
+def fig_drift(obj, split: str = "test", seed: int | None = None, methods=None, cols: int = 3) -> go.Figure:
+    """The policy's drift towards each reference at every evaluation (`<split>/drift`, nats/token), one panel per
+    method, one line per reference (mean over seeds, or one `seed`)."""
+    _choose("split", split, SPLITS)
+    df = _for_seed(_select_methods(_as_table(obj), methods), seed)
+    refs, metric = df.attrs["experiment"]["references"], f"{split}/drift"
+    keys = _logged_methods(df, metric)
+    if not keys: raise ValueError(f"no run has logged '{metric}' at an evaluation yet: no drift to draw")
+    fig, cols, rows = _grid_subplots(_panel_titles(keys), cols, shared_yaxes=True)
+    shown = set()
+    for i, (sweep, method, label) in enumerate(keys):
+        _per_reference(fig, df[(df.method == method) & (df.sweep == sweep)], metric, refs, i // cols + 1,
+                       i % cols + 1, shown, None, mode="lines+markers")
+    fig.update_yaxes(rangemode="tozero"); fig.update_yaxes(title_text="mean |ℓθ − ℓk| (nats/token)", col=1)
+    fig.update_xaxes(title_text="mini-batch (evaluation)", row=rows)
+    fig.update_layout(title=f"Drift of the policy towards each reference ({split} pairs, "
+                            f"{'seed ' + str(seed) if seed is not None else 'mean over seeds'})",
+                      height=280 * rows + 130, legend_title_text="reference")
+    return fig
+
+def drift_table(obj, split: str = "test") -> pd.DataFrame:
+    """Per method (and sweep) and reference: the drift `<split>/drift` at the first and the last evaluation, mean over
+    seeds, and its change (negative: the policy moved towards the reference)."""
+    _choose("split", split, SPLITS)
+    df = _as_table(obj)
+    metric, rows = f"{split}/drift", []
+    for sweep, method, label in _logged_methods(df, metric):
+        d = df[(df.method == method) & (df.sweep == sweep) & (df.metric == metric)].dropna(subset=["value"])
+        for ref, g in d.groupby("reference", sort=False):
+            m = g.groupby("step").value.mean()
+            rows.append(dict(method=label, sweep=sweep, reference=ref, seeds=g.seed.nunique(),
+                             first_step=int(m.index[0]), first=float(m.iloc[0]), last_step=int(m.index[-1]),
+                             last=float(m.iloc[-1]),
+                             change=float(m.iloc[-1] - m.iloc[0])))
+    return pd.DataFrame(rows, columns=["method", "sweep", "reference", "seeds", "first_step", "first", "last_step",
+                                       "last", "change"])
+
 
 # %% ../nbs/07_analysis.ipynb #b158333b
 _MAX_K_EXACT = 9     # 9! = 362,880 orderings: the largest K whose null is enumerated (well under a second)
@@ -1227,28 +1564,54 @@ def _compare(mine: pd.Series, other: pd.Series, mine_p: dict, other_p: dict, con
     return row
 
 # %% ../nbs/07_analysis.ipynb #135491ae
-def _best_single(df: pd.DataFrame, sweep: str, select_on: str, split: str) -> tuple:
-    "(the best single-reference method's summary row, how it was chosen): on `select_on`, else on `split`; or None."
+def _compatible(a: dict, b: dict) -> bool:
+    "Two sweep settings agree on every setting both name (gamma sweeps only the reference-free loss, say)."
+    return all(a[k] == b[k] for k in set(a) & set(b))
+
+def _best(df: pd.DataFrame, sweep: str, select_on: str, split: str, single: bool = True) -> tuple:
+    """(the best single-reference (or, `single=False`, the best other) method's summary row, how it was chosen, the
+    split it was chosen on): on `select_on`, else `split`; within the same sweep value, else (single references
+    only) within any sweep value that agrees on every setting both name. (None, None, None) where there is none."""
+    sweeps = {r.get("sweep_label", ""): dict(r.get("sweep") or {}) for r in df.attrs["experiment"]["runs"]}
+    want = sweeps.get(sweep, {})
     for on in dict.fromkeys((select_on, split)):
         sel = final_accuracy(df, on)
-        singles = method_summary(sel[(sel.sweep == sweep).to_numpy() & _single_mask(sel)])
-        singles = singles[singles.n > 0]
-        if len(singles):
-            how = on if on == select_on else f"{on}, as no run evaluated {select_on}"
-            return singles.loc[singles["mean"].idxmax()], how
-    return None, None
+        kind = _single_mask(sel) == single
+        same = (sel.sweep == sweep).to_numpy()
+        near = sel.sweep.map(lambda s: _compatible(sweeps.get(s, {}), want)).to_numpy(dtype=bool)
+        for where in ((same,) if not single else (same, near)):
+            summ = method_summary(sel[kind & where])
+            summ = summ[summ.n > 0]
+            if len(summ):
+                how = on if on == select_on else f"{on}, as no run evaluated {select_on}"
+                return summ.loc[summ["mean"].idxmax()], how, on
+    return None, None, None
+
+def _best_single(df: pd.DataFrame, sweep: str, select_on: str, split: str) -> tuple:
+    "(the best single-reference method's summary row, how it was chosen): see `_best`."
+    return _best(df, sweep, select_on, split)[:2]
+
+def _compared_methods(df: pd.DataFrame) -> list:
+    "(sweep, method, label) of every method that does not train on one reference: multi-reference and reference-free."
+    summ = method_summary(final_accuracy(df, "test"), df.attrs["experiment"]["references"])
+    return [(r.sweep, r.method, r.label) for r in summ.itertuples() if not is_single_reference(r.loss, r.weighter)]
 
 def _paired_columns(confidence: float) -> list:
     "The paired table's columns, in reading order (the per-pair ones NaN where no run holds per-pair results)."
     pc = f"{confidence:.0%}"
-    return ["method", "versus", "seeds", "mean difference", "s.e. (seeds)", f"{pc} low", f"{pc} high", "pairs",
-            "n10/n01", "McNemar p (pooled)", "McNemar p per seed", f"bootstrap {pc} low", f"bootstrap {pc} high",
-            "Δθ difference", f"Δθ {pc} low", f"Δθ {pc} high", "Δθ detectable",
+    return ["method", "sweep", "versus", "chosen on", "seeds", "mean difference", "s.e. (seeds)", f"{pc} low",
+            f"{pc} high", "pairs", "n10/n01", "McNemar p (pooled)", "McNemar p per seed", f"bootstrap {pc} low",
+            f"bootstrap {pc} high", "Δθ difference", f"Δθ {pc} low", f"Δθ {pc} high", "Δθ detectable",
             f"detectable ({1 - confidence:.0%}, power 0.8)", "reading", "note"]
+
+
+# %% ../nbs/07_analysis.ipynb #3c89e0a2
+def _tag(sweep: str) -> str: return f" [{sweep}]" if sweep else ""
 
 def paired_comparisons(obj, split: str = "test", select_on: str = "val", confidence: float = 0.95,
                        n_boot: int = 2000, rng=0) -> pd.DataFrame:
-    """Each multi-reference method vs the best single-reference run and vs the untrained policy: the per-seed
+    """Each multi-reference and reference-free method vs the best single-reference run (of the same sweep value,
+    chosen on `select_on`, else on `split`: the `chosen on` column) and vs the untrained policy: the per-seed
     t-interval and, on the shared test pairs (`eval_pairs.json`), exact McNemar per seed and pooled, a paired
     bootstrap of the accuracy and Δθ differences, the smallest detectable difference and what the row can say."""
     _choose("split", split, SPLITS); _choose("select_on", select_on, SPLITS)
@@ -1257,21 +1620,61 @@ def paired_comparisons(obj, split: str = "test", select_on: str = "val", confide
     final, base = final_accuracy(df, split), untrained_accuracy(df, split)
     problems = []
     by_run, base_p = _pair_data(df.attrs["experiment"], split, problems)
-    rows = []
+    series = lambda g: (g.set_index("seed").value, {s: by_run[r] for s, r in zip(g.seed, g.run) if r in by_run})
+    rows, compared = [], _compared_methods(df)
     for sweep in sorted(final.sweep.unique()):
-        f, tag = final[final.sweep == sweep], (f" [{sweep}]" if sweep else "")
-        best, how = _best_single(df, sweep, select_on, split)
-        series = lambda g: (g.set_index("seed").value, {s: by_run[r] for s, r in zip(g.seed, g.run) if r in by_run})
-        for _, method, label in [k for k in _multi_methods(df, lambda l, w: True) if k[0] == sweep]:
+        f = final[final.sweep == sweep]
+        best, how, on = _best(df, sweep, select_on, split)
+        for _, method, label in [k for k in compared if k[0] == sweep]:
             mine, mine_p = series(f[f.method == method])
-            comps = [] if best is None else [(f"best single reference ({best.label}, by {how})",
-                                              *series(f[f.method == best.method]))]
-            comps.append(("untrained policy", pd.Series(base, dtype=float), base_p))
-            for name, other, other_p in comps:
-                rows.append({"method": label + tag, "versus": name,
+            theirs = final[(final.method == best.method) & (final.sweep == best.sweep)] if best is not None else None
+            comps = [] if best is None else [(f"best single reference ({best.label}{_tag(best.sweep)}, by {how})", on,
+                                              *series(theirs))]
+            comps.append(("untrained policy", "", pd.Series(base, dtype=float), base_p))
+            for name, chosen, other, other_p in comps:
+                rows.append({"method": label + _tag(sweep), "sweep": sweep, "versus": name, "chosen on": chosen,
                              **_compare(mine, other, mine_p, other_p, confidence, n_boot, rng)})
             if best is None:
-                rows.append({"method": label + tag, "versus": "best single reference", "seeds": 0,
-                             "note": "no single-reference run"})
+                rows.append({"method": label + _tag(sweep), "sweep": sweep, "versus": "best single reference",
+                             "chosen on": "", "seeds": 0, "note": "no single-reference run"})
     for r in rows: r["note"] = "; ".join([n for n in (r.get("note"), *problems) if n])
     return pd.DataFrame(rows).reindex(columns=_paired_columns(confidence))
+
+
+# %% ../nbs/07_analysis.ipynb #8e12e55a
+def _t_p(mean: float, se: float, n: int) -> float:
+    "Two-sided p of a one-sample t-test of mean 0 over `n` seeds (NaN without a spread)."
+    if n is None or n < 2 or se is None or math.isnan(se) or se == 0: return float("nan")
+    return float(2 * stats.t.sf(abs(mean / se), n - 1))
+
+def headline(obj, split: str = "test", select_on: str = "val", confidence: float = 0.95, n_boot: int = 2000,
+             rng=0) -> pd.DataFrame:
+    """Per sweep value, the experiment's answer: the best multi-reference or reference-free method against the best
+    single reference (both chosen on `select_on`, else `split`), paired: difference, interval, p, the smallest
+    detectable difference and the reading (per-pair statistics where the runs hold them, else t over seeds)."""
+    df, pcs = _as_table(obj), f"{confidence:.0%}"
+    pc = paired_comparisons(df, split, select_on, confidence, n_boot, rng)
+    rows = []
+    for sweep in sorted(final_accuracy(df, split).sweep.unique()):
+        other, how_o, _ = _best(df, sweep, select_on, split, single=False)
+        best, how, _ = _best(df, sweep, select_on, split)
+        row = dict(sweep=sweep, method=None if other is None else other.label,
+                   versus=None if best is None else best.label + _tag(best.sweep),
+                   chosen_on=" / ".join(dict.fromkeys(h for h in (how_o, how) if h)))
+        if other is None or best is None:
+            rows.append(dict(row, note="no single-reference run" if best is None else
+                             "no multi-reference or reference-free run")); continue
+        r = pc[(pc.method == other.label + _tag(sweep)) & pc.versus.str.startswith("best single reference (")].iloc[0]
+        if not pd.isna(r["pairs"]):
+            lo, hi, p = r[f"bootstrap {pcs} low"], r[f"bootstrap {pcs} high"], r["McNemar p (pooled)"]
+            kind = f"paired bootstrap {pcs} (test pairs and seeds); exact McNemar p pooled over seeds"
+        else:
+            lo, hi, p = r[f"{pcs} low"], r[f"{pcs} high"], _t_p(r["mean difference"], r["s.e. (seeds)"], r.seeds)
+            if not r["s.e. (seeds)"] > 0: lo = hi = float("nan")     # no spread over seeds: no interval
+            kind = f"Student t {pcs} over seeds; t-test p"
+        rows.append(dict(row, seeds=r.seeds, pairs=r.pairs, difference=r["mean difference"], low=lo, high=hi, p=p,
+                         statistics=kind, detectable=r[f"detectable ({1 - confidence:.0%}, power 0.8)"],
+                         reading=r.reading, note=r.note))
+    return pd.DataFrame(rows, columns=["sweep", "method", "versus", "chosen_on", "seeds", "pairs", "difference", "low",
+                                       "high", "p", "statistics", "detectable", "reading", "note"])
+

@@ -1056,10 +1056,11 @@ def _influence_lines(root, split: str) -> list[str]:
         beta = ((read_json(Path(root) / "experiment.json", {}).get("spec") or {}).get("train") or {}).get("beta", 0.1)
         inf = analysis.influence_at_init(root, betas=sorted({float(b) for b in np.atleast_1d(beta)}), split=split)
     except (OSError, ValueError, KeyError) as e: return [f"reference influence at initialisation: not available ({e})"]
-    sd = inf[inf.quantity == "s.d. across references"]
-    return ["how much the references change each pair's gradient weight σ(−z) at initialisation (the s.d. across "
-            "references, per pair):"] + [f"  beta={b:g}: mean {r['mean']:.3f}, 90th percentile {r['q90']:.3f} "
-                                         f"(on {int(r['pairs'])} {split} pairs)" for b, r in sd.set_index("beta").iterrows()]
+    sd = inf[inf.quantity == "s.d. across references"].set_index("beta")
+    return (["how much the references change each pair's gradient weight σ(−z) at initialisation (the s.d. across "
+             "references, per pair):"]
+            + [f"  beta={b:g}: mean {r['mean']:.3f}, 90th percentile {r['q90']:.3f} "
+               f"(on {int(r['pairs'])} {split} pairs)" for b, r in sd.iterrows()])
 
 # %% ../nbs/06_experiments.ipynb #c9a21e95
 DEMO_SINGLE = "qwen2.5-coder-0.5b"

@@ -7,8 +7,9 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/report.html.md"""
 
 # %% ../nbs/08a_report.ipynb #c54146ba
 from __future__ import annotations
-import html, json, math
+import html, json, math, re
 from datetime import datetime, timezone
+from itertools import combinations
 from pathlib import Path
 import pandas as pd
 import plotly, plotly.graph_objects as go
@@ -18,10 +19,14 @@ from .core import DamagedFile, atomic_write, read_json
 from .analysis import (load_experiment, tidy, final_accuracy, left_out_notes, method_summary, paper_value,
                               paper_dataset,
                               fig_final_accuracy, fig_accuracy_curves, fig_alpha, fig_tsw, fig_sweep, table_kendall,
-                              table_tsw, paired_comparisons)
+                              table_tsw, paired_comparisons, headline, influence_at_init, fig_reference_influence,
+                              fig_influence_steps, fig_influence_corr, fig_drift, drift_table, zero_change_shares,
+                              INFLUENCE_BETAS, PAPER_ZERO_CHANGE)
+
 
 # %% auto #0
-__all__ = ['CHROMIUM_ARGS', 'write_report', 'find_chromium', 'check_report_in_browser']
+__all__ = ['LOOK_FOR', 'GENERIC_QUESTION', 'ONE_SEED_NOTES', 'CHROMIUM_ARGS', 'write_report', 'find_chromium', 'layout_overlaps',
+           'check_report_in_browser']
 
 # %% ../nbs/08a_report.ipynb #81fa6891
 def _esc(x) -> str: return html.escape(str(x))
@@ -48,12 +53,49 @@ body{color:#222} h1{font-size:1.7em} h2{border-bottom:1px solid #ddd;padding-bot
 .note,.notes{color:#8a4b00} table.tbl{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 .tbl th,.tbl td{border:1px solid #ddd;padding:3px 7px;text-align:right} .tbl th{background:#f4f4f4}
 .tbl td:first-child,.tbl th:first-child{text-align:left} .caption{font-style:italic;margin-bottom:.2em}
-pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em} details{margin:.3em 0} .fig{margin:1em 0}"""
+pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em} details{margin:.3em 0} .fig{margin:1em 0}
+.look{margin:.2em 0 1.2em;color:#333} .first{background:#f6f8fb;border:1px solid #dde3ea;padding:.2em 1em .6em}
+.first h2{font-size:1.15em;border:0;margin:.7em 0 .2em} .question{font-size:1.2em;font-weight:600;margin:.2em 0}
+.first li{margin:.25em 0}"""
 
 def _page(title: str, body: str) -> str:
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
             f"<style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head>"
             f"<body>{body}</body></html>\n")
+
+# %% ../nbs/08a_report.ipynb #3bc5669f
+LOOK_FOR = {
+    "fig-final": "a bar that stands clear of the best single-reference bar by more than both error bars; bars that "
+                 "overlap are not evidence either way (the paired comparisons test each difference on the shared "
+                 "test pairs).",
+    "fig-curves": "lines that leave step 0 (the untrained policy) and separate from each other by more than their "
+                  "bands; lines that move together mean the methods train alike.",
+    "fig-influence": "the right panel at the dotted β the experiment trained with: a spread near 0 means every "
+                     "reference gives each pair the same weight, so every method starts with the same gradient; "
+                     "only where the spread grows can the choice of reference matter.",
+    "fig-influence-steps": "the band's width: a narrow band around ½ means every pair of the batch counts alike, as "
+                           "with no reference at all; a wide band means the weights single out some pairs.",
+    "fig-influence-corr": "a reference whose line falls below the others (the method weighs pairs unlike that "
+                          "reference); lines all near 1 mean the method weighs pairs as any one reference would.",
+    "fig-drift": "whether a line falls (the policy moving towards that reference) or rises, and whether the methods "
+                 "differ in how far they move.",
+    "fig-alpha": "whether α leaves 1/K, and whether it moves towards the references that are better on their own "
+                 "(Table 1 tests that).",
+    "fig-tsw": "whether one reference's μ pulls ahead, and the grey share: a batch that changes nothing is rewarded "
+               "0, so a large grey share means μ mostly falls and learns little about the references.",
+    "fig-sweep": "whether the methods' order changes along the swept setting: lines that cross mark a setting at "
+                 "which the answer changes.",
+    "fig-alpha-explorer": "drag the slider: whether α settles, or keeps moving from batch to batch.",
+    "fig-tsw-explorer": "drag the slider: whether one reference's posterior narrows and moves ahead of the others.",
+}
+"What to look for in each figure of the report (by its div id): the sentence printed under it."
+
+def _figure_block(fig: go.Figure, div_id: str) -> str:
+    "A figure and, under it, the sentence saying what to look for."
+    look = LOOK_FOR.get(div_id)
+    said = f"<p class='look' data-fig='{div_id}'><b>What to look for:</b> {_esc(look)}</p>" if look else ""
+    return f"<div class='fig'>{_figure(fig, div_id)}</div>{said}"
+
 
 # %% ../nbs/08a_report.ipynb #433d165d
 def _fmt(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
@@ -80,7 +122,7 @@ def _section(title: str, make, notes: list, anchor: str, said=()) -> str:
 def _fig_section(fig_fn, obj, div_id: str, **kw):
     def make():
         fig = fig_fn(obj, **kw)
-        return f"<div class='fig'>{_figure(fig, div_id)}</div>", list((fig.layout.meta or {}).get("notes", []))
+        return _figure_block(fig, div_id), list((fig.layout.meta or {}).get("notes", []))
     return make
 
 # %% ../nbs/08a_report.ipynb #0c0e94de
@@ -126,7 +168,7 @@ def _paired_display(t: pd.DataFrame):
     own, common = _shared_notes(t.note)
     num = lambda v, d=3: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), d)
     out = pd.DataFrame({
-        "method": t.method, "versus": t.versus, "seeds": t.seeds,
+        "method": t.method, "versus": t.versus, "chosen on": t["chosen on"].fillna(""), "seeds": t.seeds,
         "accuracy difference [95% t, seeds]": [_interval(*r) for r in zip(t["mean difference"], t["95% low"],
                                                                             t["95% high"])],
         "test pairs": ["—" if pd.isna(v) else int(v) for v in t.pairs], "n10/n01": t["n10/n01"].fillna("—"),
@@ -158,6 +200,93 @@ def _methods_table(df, dataset):
     if not rows: raise ValueError("no run in this experiment yet")
     out = pd.DataFrame(rows)
     return out.drop(columns=["sweep"]) if (out.sweep == "").all() else out
+
+# %% ../nbs/08a_report.ipynb #c100ba14
+def _tag(sweep) -> str: return f" [{sweep}]" if isinstance(sweep, str) and sweep else ""
+
+def _trained_betas(df) -> list:
+    return sorted({r["beta"] for r in df.attrs["experiment"]["runs"]
+                   if isinstance(r.get("beta"), float) and math.isfinite(r["beta"])})
+
+def _influence_display(t: pd.DataFrame, trained: list) -> str:
+    "Per β: how much the references disagree per pair (s.d., range) and σ(−z) under each reference."
+    refs = [r for r in dict.fromkeys(t.reference) if r != "all"]
+    rows = []
+    for b, g in t.groupby("beta"):
+        g = g.set_index(["quantity", "reference"])
+        sd, rg = g.loc[("s.d. across references", "all")], g.loc[("range across references", "all")]
+        row = {"β": f"{b:g}" + (" (trained)" if b in trained else ""),
+               "s.d. across references (mean over pairs)": f"{sd['mean']:.4f}",
+               "range across references: mean (max)": f"{rg['mean']:.3f} ({rg['max']:.3f})"}
+        for ref in refs:
+            w = g.loc[("σ(−z)", ref)]
+            row[f"σ(−z) under {ref}: mean ± s.d. [min, max]"] = (f"{w['mean']:.3f} ± {w['sd']:.3f} "
+                                                                 f"[{w['min']:.2f}, {w['max']:.2f}]")
+        rows.append(row)
+    n = int(t.pairs.iloc[0]) if len(t) else 0
+    return _table(pd.DataFrame(rows), f"σ(−z) = the gradient weight of a pair under single-reference (LN-)DPO, at "
+                                      f"initialisation, over {n} test pairs (every seed's, each once).")
+
+def _influence_section(df):
+    def make():
+        fig = fig_reference_influence(df)
+        trained = _trained_betas(df)
+        t = influence_at_init(df, betas=sorted(set(INFLUENCE_BETAS) | set(trained)))
+        return _figure_block(fig, "fig-influence") + _influence_display(t, trained), list(t.attrs["notes"])
+    return make
+
+def _drift_section(df):
+    def make():
+        fig = fig_drift(df)
+        t = drift_table(df)
+        t["method"] = [m + _tag(s) for m, s in zip(t.method, t.sweep)]
+        t["cell"] = [f"{a:.3f} → {b:.3f} ({c:+.3f})" for a, b, c in zip(t["first"], t["last"], t.change)]
+        out = t.pivot_table(index="method", columns="reference", values="cell", aggfunc="first", sort=False)
+        out = out.reindex(columns=[r for r in df.attrs["experiment"]["references"] if r in out.columns]).reset_index()
+        steps = t.groupby("method", sort=False).agg(seeds=("seeds", "max"), first_step=("first_step", "min"),
+                                                   last_step=("last_step", "max"))
+        out.insert(1, "seeds", out.method.map(steps.seeds))
+        out.insert(2, "steps", [f"{a} → {b}" for a, b in zip(out.method.map(steps.first_step),
+                                                              out.method.map(steps.last_step))])
+        out.columns.name = None
+        cap = ("Per reference: mean |ℓθ − ℓk| over the test pairs (nats per token, mean over seeds) at the first → "
+               "last evaluation (change); a negative change: the policy moved towards that reference.")
+        return _figure_block(fig, "fig-drift") + _table(out, cap), list((fig.layout.meta or {}).get("notes", []))
+    return make
+
+def _pct(v) -> str: return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.0%}"
+
+def _paper_zero_change(df) -> tuple:
+    """(the paper's share of zero-change TSW batches as a table cell, the range a run's share is read against): from
+    the paper's per-seed results (`mrpo_nb.paper`; one data set for a paper preset), else `PAPER_ZERO_CHANGE`."""
+    try:
+        from mrpo_nb.paper import paper_delta_shares, paper_zero_share
+        d = paper_delta_shares()
+    except (ImportError, OSError, ValueError):
+        lo, hi = PAPER_ZERO_CHANGE
+        return f"{lo:.0%}–{hi:.0%}".replace("%–", "–"), lo, hi
+    ds = paper_dataset(df)
+    d = d[(d.weighter == "tsw") & (d.dataset.str.lower() == ds if ds else True)]
+    names = list(dict.fromkeys(d.dataset))
+    cell = ", ".join(f"{paper_zero_share(n):.0%} ({n})" for n in names)
+    return cell, float(d.zero_min.min()), float(d.zero_max.max())
+
+def _zero_change_display(df):
+    "Each TSW run's share of zero-change batches beside the paper's, and what it means for its reward."
+    z = zero_change_shares(df)
+    if not len(z): raise ValueError("no Thompson-sampling run in this experiment")
+    paper, lo, hi = _paper_zero_change(df)
+    reading = ["no batch logged" if math.isnan(v) else "more ties than the paper saw: a weaker reward" if v > hi
+               else "fewer ties than the paper saw" if v < lo else "within the paper's range" for v in z.zero_change]
+    out = pd.DataFrame({"run": z.run, "method": [m + _tag(s) for m, s in zip(z.method, z.sweep)], "seed": z.seed,
+                        "batches": z.batches, "zero change (reward 0)": [_pct(v) for v in z.zero_change],
+                        "fell": [_pct(v) for v in z.negative], "rose": [_pct(v) for v in z.positive],
+                        "paper: zero change (mean)": paper, "reading": reading})
+    cap = ("A batch whose validation-subsample accuracy did not change is rewarded 0, like one that made it worse. "
+           f"Look at the zero-change share beside the paper's (its runs: {lo:.0%}–{hi:.0%}): far above it, the "
+           "posterior mostly falls and learns little about the references.")
+    return _table(out, cap), []
+
 
 # %% ../nbs/08a_report.ipynb #6e56e8a1
 def _flat(d, prefix="") -> list:
@@ -230,7 +359,7 @@ def _explorers_section(exp):
     for title, fn_name, target, div in views:
         fn = getattr(widgets, fn_name, None)
         if fn is None: notes.append(f"step-by-step views: mrpo_nb.widgets has no {fn_name}"); continue
-        try: parts.append(f"<h3>{_esc(title)}</h3><div class='fig'>{_figure(fn(target), div)}</div>")
+        try: parts.append(f"<h3>{_esc(title)}</h3>{_figure_block(fn(target), div)}")
         except Exception as e: notes.append(f"{title}: not drawn ({type(e).__name__}: {e})")
     if not views: notes.append("no multi-reference or Thompson-sampling run: nothing to step through")
     return "".join(parts), notes
@@ -248,22 +377,140 @@ def _header(exp) -> str:
             f"written {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by mrpo_nb {_esc(v.get('mrpo_nb', ''))}, "
             f"plotly {plotly.__version__}; opens offline (plotly.js is inside this file).</p>")
 
-_CONTENTS = [("final", "Figure 1 · final accuracy"), ("curves", "Figure 2 · accuracy over mini-batches"),
-             ("alpha", "Figure 3 · α"), ("tsw", "Figure 4 · Thompson sampling"), ("sweep", "Sweep"),
-             ("methods", "Methods table"), ("kendall", "Table 1"), ("kendall-tsw", "Table 2"),
-             ("paired", "Paired comparisons"), ("explorers", "Step-by-step views"), ("data", "Data and references"),
-             ("provenance", "Provenance")]
+_CONTENTS = [("summary", "Question and answer"), ("final", "Figure 1 · final accuracy"),
+             ("curves", "Figure 2 · accuracy over mini-batches"), ("influence", "How much does the reference matter?"),
+             ("influence-steps", "Weights during training"), ("influence-corr", "Correlation with the references"),
+             ("drift", "Drift"), ("alpha", "Figure 3 · α"), ("tsw", "Figure 4 · Thompson sampling"),
+             ("zero-change", "Zero-change batches"), ("sweep", "Sweep"), ("methods", "Methods table"),
+             ("kendall", "Table 1"), ("kendall-tsw", "Table 2"), ("paired", "Paired comparisons"),
+             ("explorers", "Step-by-step views"), ("data", "Data and references"), ("provenance", "Provenance")]
+
+
+# %% ../nbs/08a_report.ipynb #82ff94c0
+GENERIC_QUESTION = "Does any way of using several references, or none, beat the best single reference, and by how much?"
+
+def _question(meta) -> str:
+    "The report's question: experiment.json's `question`, else the question in its `description`, else a generic one."
+    meta = meta if isinstance(meta, dict) else {}
+    places = [meta, meta.get("spec") if isinstance(meta.get("spec"), dict) else {}]
+    for key in ("question", "description"):
+        for p in places:
+            q = p.get(key)
+            if not isinstance(q, str) or not q.strip() or (key == "description" and "?" not in q): continue
+            q = q.strip() if key == "question" else re.split(r"[:.!]\s+", q[:q.index("?") + 1])[-1].strip()
+            return q[:1].upper() + q[1:]
+    return GENERIC_QUESTION
+
+def _num_or(v, fmt: str, missing: str) -> str:
+    return missing if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+def _spread_at(infl, beta) -> str:
+    "At β, how much the references change each pair's weight (a sentence), from influence_at_init's table."
+    if infl is None or beta is None or not (infl.beta == beta).any(): return ""
+    g = infl[infl.beta == beta].set_index(["quantity", "reference"])
+    sd, rg = g.loc[("s.d. across references", "all"), "mean"], g.loc[("range across references", "all"), "mean"]
+    return (f" At β = {beta:g} the references change each pair's gradient weight σ(−z) at initialisation by "
+            f"{sd:.3f} on average (s.d. across references; mean range {rg:.3f}).")
+
+def _answer_items(df, h: pd.DataFrame, infl) -> list:
+    "One line (HTML) per sweep value: the headline comparison with its uncertainty."
+    betas = {r.get("sweep_label", ""): r.get("beta") for r in df.attrs["experiment"]["runs"]}
+    items = []
+    for r in h.itertuples():
+        where = f"<b>{_esc(r.sweep)}</b>: " if r.sweep else ""
+        if pd.isna(r.difference):
+            items.append(f"{where}{_esc(r.note or 'no comparison')}: no answer yet"); continue
+        interval = ("no interval" if pd.isna(r.low) else f"[{r.low:+.3f}, {r.high:+.3f}]")
+        items.append(
+            f"{where}<b>{_esc(r.method)}</b> against the best single reference, <b>{_esc(r.versus)}</b> (both chosen "
+            f"on {_esc(r.chosen_on)}): {r.difference:+.3f} test accuracy {interval} ({_esc(r.statistics)}), "
+            f"p = {_num_or(r.p, '.3g', '—')}; {int(r.seeds)} seed(s), "
+            + ("no per-pair results" if pd.isna(r.pairs) else f"{int(r.pairs)} test-pair evaluations")
+            + f"; smallest detectable difference {_num_or(r.detectable, '.3f', '—')}: "
+            f"<b>{_esc(r.reading)}</b>." + _esc(_spread_at(infl, betas.get(r.sweep))))
+    return items or ["No completed comparison yet: no multi-reference or reference-free run and single-reference "
+                     "run have both finished."]
+
+
+# %% ../nbs/08a_report.ipynb #3ed00faa
+def _caveats(exp, df, h: pd.DataFrame, infl, n_left: int) -> list:
+    "What limits the answer, each said once."
+    runs = df.attrs["experiment"]["runs"]
+    seeds = sorted({r["seed"] for r in runs if r["status"] == "completed"})
+    out = []
+    if len(seeds) == 1:
+        out.append("One seed only, no s.e.: no standard error over seeds and no per-seed interval anywhere in this "
+                   "report; the intervals and p-values above come from the test pairs alone.")
+    elif 1 < len(seeds) <= 3:
+        out.append(f"{len(seeds)} seeds: a standard error over so few seeds is itself very uncertain (Student t on "
+                   f"{len(seeds) - 1} d.f.).")
+    how = " ".join(h.chosen_on.dropna()) if len(h) else ""
+    if "as no run evaluated" in how:
+        out.append("The best methods were chosen on test accuracy, as no run evaluated val: chosen on the pairs they "
+                   "are tested on, they are favoured by the selection.")
+    elif "val" in how: out.append("The best single reference and the best other method are chosen on validation "
+                                  "accuracy, then compared on test.")
+    if len(h) and h.pairs.isna().all() and h.difference.notna().any():
+        out.append("No per-pair results (eval_pairs.json): no McNemar test, and intervals over seeds only, blind to "
+                   "test-pair sampling.")
+    per_seed = (h.pairs / h.seeds).dropna() if len(h) else pd.Series(dtype=float)
+    if len(per_seed):
+        n = int(per_seed.min())
+        out.append(f"{n} test pairs per seed: each accuracy alone has a binomial s.e. of up to "
+                   f"{0.5 / math.sqrt(n):.2f}; the paired tests over the shared pairs are far more precise than "
+                   "comparing means.")
+    for b in _trained_betas(df):
+        if infl is not None and (infl.beta == b).any():
+            sd = infl[(infl.beta == b) & (infl.quantity == "s.d. across references")]["mean"].iloc[0]
+            if sd < 0.02:
+                out.append(f"At β = {b:g} the references change each pair's weight by under 2% (s.d. across references "
+                           f"{sd:.3f}): every method starts with nearly the same gradient, so a tie there says little "
+                           "about how the methods use references.")
+    if infl is None: out.append("The reference's influence on the gradient is not measured (no baseline_values.json "
+                                "or scores.safetensors).")
+    if n_left or exp.problems:
+        out.append(f"{n_left} run(s) left out and {len(exp.problems)} reading problem(s): see Notes and problems.")
+    return out
+
+def _first_screen(exp, df, notes: list) -> str:
+    "The question, the answer with its uncertainty, and the caveats: what a reader sees first."
+    try: infl = influence_at_init(df, betas=_trained_betas(df) or INFLUENCE_BETAS)
+    except ValueError: infl = None
+    try: h = headline(df)
+    except Exception as e:     # the rest of the report still stands
+        notes.append(f"Answer: not computed ({type(e).__name__}: {e})")
+        h = pd.DataFrame(columns=["sweep", "method", "versus", "chosen_on", "seeds", "pairs", "difference", "low",
+                                  "high", "p", "statistics", "detectable", "reading", "note"])
+    n_left = int(final_accuracy(df, "test").value.isna().sum())
+    items = "".join(f"<li>{i}</li>" for i in _answer_items(df, h, infl))
+    cav = "".join(f"<li>{_esc(c)}</li>" for c in _caveats(exp, df, h, infl, n_left))
+    return (f"<section class='first' id='summary'><h2>Question</h2><p class='question'>{_esc(_question(exp.meta))}"
+            f"</p><h2>Answer</h2><ul class='answer'>{items}</ul><h2>Caveats</h2><ul class='caveats'>{cav}</ul>"
+            "</section>")
+
 
 # %% ../nbs/08a_report.ipynb #cf38f514
+ONE_SEED_NOTES = ("one seed only, no s.e.: every method", "one seed: no s.e.", "one seed: no interval")
+"Notes that every section of a one-seed experiment would repeat: said once, among the caveats, instead."
+
 def _sections(exp, df, notes: list, said=()) -> list:
     "The report's sections, in reading order (each adds its notes, but those in `said`, to `notes`)."
     ds = paper_dataset(df)
     fig = lambda fn, div: _fig_section(fn, df, div)
     spec = [("Figure 1 · final test accuracy per method", fig(fig_final_accuracy, "fig-final"), "final"),
             ("Figure 2 · accuracy over mini-batches", fig(fig_accuracy_curves, "fig-curves"), "curves"),
+            ("Reference influence · how much does the reference matter? (gradient weights at initialisation)",
+             _influence_section(df), "influence"),
+            ("Weights during training · each batch's per-pair σ(−z)", fig(fig_influence_steps, "fig-influence-steps"),
+             "influence-steps"),
+            ("Weights during training · correlation with each single reference's weights",
+             fig(fig_influence_corr, "fig-influence-corr"), "influence-corr"),
+            ("Drift · the policy's distance to each reference at every evaluation", _drift_section(df), "drift"),
             ("Figure 3 · α per reference over mini-batches", fig(fig_alpha, "fig-alpha"), "alpha"),
             ("Figure 4 · Thompson sampling: μ per reference and the sign of the val-accuracy change",
-             fig(fig_tsw, "fig-tsw"), "tsw")]
+             fig(fig_tsw, "fig-tsw"), "tsw"),
+            ("Thompson sampling · zero-change batches, beside the paper's", lambda: _zero_change_display(df),
+             "zero-change")]
     if any(c.startswith("sweep:") for c in df.columns):
         spec.append(("Final accuracy against the swept setting", fig(fig_sweep, "fig-sweep"), "sweep"))
     spec += [("Methods: final accuracy, mean ± s.e. over seeds" + (f" (paper: {ds})" if ds else ""),
@@ -300,12 +547,14 @@ def write_report(experiment_dir, out=None) -> Path:
     df, notes = tidy(exp), []
     out = Path(out) if out is not None else exp.root / "report.html"
     left_out = left_out_notes(final_accuracy(df, "test"))
-    secs = _sections(exp, df, notes, set(left_out))
-    toc = " · ".join(f"<a href='#{a}'>{_esc(t)}</a>" for a, t in _CONTENTS if f"id='{a}'" in "".join(secs))
+    one_seed = len({r.seed for r in exp.runs if r.status == "completed"}) == 1
+    first = _first_screen(exp, df, notes)
+    secs = _sections(exp, df, notes, set(left_out) | (set(ONE_SEED_NOTES) if one_seed else set()))
+    toc = " · ".join(f"<a href='#{a}'>{_esc(t)}</a>" for a, t in _CONTENTS if f"id='{a}'" in first + "".join(secs))
     all_notes = exp.problems + left_out + list(dict.fromkeys(notes + _skip_notes(exp)))
     summary = ("<h2 id='notes'>Notes and problems</h2>"
                + (_notes(all_notes) or "<p>None: every run completed and every log was read.</p>"))
-    body = "\n".join([_header(exp), f"<p>{toc}</p>", summary, *secs])
+    body = "\n".join([_header(exp), first, f"<p>{toc}</p>", summary, *secs])
     atomic_write(out, _page(f"mrpo_nb report: {exp.name}", body))
     return out
 
@@ -328,19 +577,94 @@ _COUNT_JS = f"""() => {_FIGURE_DIVS}.map(d => ({{
   id: d.id, rendered: d.classList.contains('js-plotly-plot'), svg: d.querySelectorAll('svg.main-svg').length > 0,
   points: d.querySelectorAll('.point, path.js-line, .js-fill').length}}))"""
 
+# %% ../nbs/08a_report.ipynb #df080790
+_GEOMETRY_JS = f"""() => {_FIGURE_DIVS}.map(d => {{
+  const box = e => {{ const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }};
+  const areas = Array.from(d.querySelectorAll('.draglayer > g')).map(g => {{
+    const r = g.querySelector(':scope > rect.nsewdrag');
+    return r ? {{name: g.getAttribute('class'), box: box(r)}} : null;
+  }}).filter(a => a);
+  const labels = [];
+  d.querySelectorAll('.cartesianlayer > g.subplot').forEach(sp => {{
+    const m = (Array.from(sp.classList).find(c => c !== 'subplot') || '').match(/^(x\\d*)(y\\d*)$/);
+    if (!m) return;
+    sp.querySelectorAll('.xtick text').forEach(t => labels.push({{kind: 'x tick label', axis: m[1],
+      text: t.textContent, box: box(t)}}));
+    sp.querySelectorAll('.ytick text').forEach(t => labels.push({{kind: 'y tick label', axis: m[2],
+      text: t.textContent, box: box(t)}}));
+  }});
+  d.querySelectorAll('.infolayer text').forEach(t => {{
+    const m = (t.getAttribute('class') || '').match(/^([xy]\\d*)title$/);
+    if (m) labels.push({{kind: 'axis title', axis: m[1], text: t.textContent, box: box(t)}});
+  }});
+  d.querySelectorAll('.infolayer g.annotation text.annotation-text').forEach(t => labels.push({{kind: 'annotation',
+    axis: '', text: t.textContent, box: box(t)}}));   // subplot titles and in-plot notes
+  const lg = d.querySelector('g.legend');
+  if (lg) labels.push({{kind: 'legend', axis: '', text: 'legend', box: box(lg.querySelector('rect.bg') || lg)}});
+  return {{id: d.id, areas: areas, labels: labels}};
+}})"""
+# the paired table's rows against the best single reference (null: no paired table)
+_PAIRED_JS = """() => { const h = document.getElementById('paired'); if (!h) return null;
+  let n = 0; for (let e = h.nextElementSibling; e && e.tagName !== 'H2'; e = e.nextElementSibling)
+    e.querySelectorAll('td').forEach(td => { if (td.textContent.startsWith('best single reference (')) n++; });
+  return n; }"""
+
+
+# %% ../nbs/08a_report.ipynb #093687a3
+def _boxes_meet(a, b, tol: float = 1.0) -> bool:
+    "Boxes [x0, y0, x1, y1] that overlap by more than `tol` pixels both ways."
+    return min(a[2], b[2]) - max(a[0], b[0]) > tol and min(a[3], b[3]) - max(a[1], b[1]) > tol
+
+def _inside(outer, inner, tol: float = 1.0) -> bool:
+    return (inner[0] >= outer[0] - tol and inner[1] >= outer[1] - tol and inner[2] <= outer[2] + tol
+            and inner[3] <= outer[3] + tol)
+
+def _label_overlaps(fid: str, lab: dict, areas: list, labels: list) -> list:
+    "Where one label lies on another panel's plot area (an annotation: also on another label)."
+    out, note = [], f"{fid}: {lab['kind']} {lab['text']!r}"
+    if lab["kind"] == "annotation":              # a subplot title (outside every area) or a note inside its panel
+        if any(_inside(a["box"], lab["box"]) for a in areas): return []
+        out += [f"{note} overlaps the {o['kind']} {o['text']!r}" for o in labels
+                if o["kind"] not in ("annotation", "legend") and _boxes_meet(lab["box"], o["box"])]
+    for a in areas:
+        m = re.fullmatch(r"(x\d*)(y\d*)", a["name"])
+        if m and lab["axis"] in m.groups(): continue                  # its own panel's label
+        if _boxes_meet(lab["box"], a["box"]): out.append(f"{note} lies on the plot area of {a['name']}")
+    return out
+
+def layout_overlaps(geometry: list) -> list:
+    """What overlaps in figures measured by the browser (`[{id, areas: [{name, box}], labels: [{kind, axis, text,
+    box}]}]`, boxes [x0, y0, x1, y1]): plot areas that intersect; a tick label, axis title, legend or subplot title
+    on another panel's plot area; a subplot title on an axis label."""
+    out = []
+    for f in geometry:
+        areas = [a for a in f["areas"] if a["box"][2] > a["box"][0] and a["box"][3] > a["box"][1]]
+        for a, b in combinations(areas, 2):
+            if a["box"] != b["box"] and _boxes_meet(a["box"], b["box"]):
+                out.append(f"{f['id']}: the plot areas of {a['name']} and {b['name']} intersect")
+        shown = [lab for lab in f["labels"]                                    # hidden labels have no box
+                 if lab["box"][2] - lab["box"][0] >= 1 and lab["box"][3] - lab["box"][1] >= 1]
+        for lab in shown: out += _label_overlaps(f["id"], lab, areas, shown)
+    return list(dict.fromkeys(out))
+
+
 # %% ../nbs/08a_report.ipynb #1fa9a910
-def check_report_in_browser(html_path, screenshot=None, executable: str | None = None, timeout_s: float = 60) -> dict:
-    """Open an HTML report offline in headless Chromium and report what it drew:
-    `{"figures": [{id, rendered, svg, points}], "console_errors": [...], "requests": [blocked URLs]}`."""
+def check_report_in_browser(html_path, screenshot=None, executable: str | None = None, timeout_s: float = 60,
+                            first_screen=None) -> dict:
+    """Open an HTML report offline in headless Chromium and report what it drew: `{"figures": [{id, rendered, svg,
+    points}], "console_errors": [...], "requests": [blocked URLs], "overlaps": [...] (`layout_overlaps`),
+    "paired_best_single": rows of the paired table against the best single reference (None: no such table)}`.
+    `screenshot`: a full-page PNG; `first_screen`: a PNG of what the reader sees first (1280 x 900)."""
     exe = executable or find_chromium()
     if exe is None: raise FileNotFoundError("no Chromium found: install Debian's `chromium` (apt-get install chromium)")
     if not Path(html_path).is_file(): raise FileNotFoundError(f"{html_path}: no such file")
     # Playwright's sync API refuses to run inside an asyncio loop (a Jupyter kernel has one): use a worker thread.
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(_browser_check, Path(html_path).resolve().as_uri(), screenshot, exe, timeout_s).result()
+        return pool.submit(_browser_check, Path(html_path).resolve().as_uri(), screenshot, exe, timeout_s,
+                           first_screen).result()
 
-def _browser_check(url, screenshot, exe, timeout_s) -> dict:
+def _browser_check(url, screenshot, exe, timeout_s, first_screen=None) -> dict:
     from playwright.sync_api import sync_playwright
     errors, requests = [], []
     def route(r):
@@ -356,7 +680,10 @@ def _browser_check(url, screenshot, exe, timeout_s) -> dict:
             page.route("**/*", route)
             page.goto(url, wait_until="load", timeout=timeout_s * 1000)
             page.wait_for_function(_ALL_DRAWN_JS, timeout=timeout_s * 1000)
-            figures = page.evaluate(_COUNT_JS)
+            figures, geometry, paired = page.evaluate(_COUNT_JS), page.evaluate(_GEOMETRY_JS), page.evaluate(_PAIRED_JS)
+            if first_screen is not None: page.screenshot(path=str(first_screen))
             if screenshot is not None: page.screenshot(path=str(screenshot), full_page=True)
         finally: browser.close()
-    return dict(figures=figures, console_errors=errors, requests=requests)
+    return dict(figures=figures, console_errors=errors, requests=requests, overlaps=layout_overlaps(geometry),
+                paired_best_single=paired)
+
