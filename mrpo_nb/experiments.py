@@ -1038,23 +1038,30 @@ def paired_lines(root, split: str = "test") -> list[str]:
     if len(t): t = t[t.versus.str.startswith("best single reference") & (t.seeds.fillna(0) > 0)]
     if not len(t): return ["paired comparisons: no single-reference run to compare with"]
     w = max(len(m) for m in t["method"]) + 2
-    out = [f"paired against the best single reference ({t['versus'].iloc[0].split('(', 1)[-1].rstrip(')')}), "
-           f"over the {split} pairs every run evaluates:",
-           f"{'method':<{w}}{'difference':>11}{'bootstrap 95% CI':>20}{'McNemar p':>11}{'detectable':>12}   reading"]
+    out = [f"paired against the best single reference of each sweep value, over the {split} pairs every run evaluates:"]
+    for versus, g in t.groupby("versus", sort=False):
+        out += [f"  versus {versus.split('(', 1)[-1].rstrip(')')}", f"{'method':<{w}}{'difference':>11}"
+                f"{'bootstrap 95% CI':>20}{'McNemar p':>11}{'detectable':>12}   reading"] + _paired_rows(g, w)
+    return out + _influence_lines(root, split)
+
+def _paired_rows(t, w: int) -> list[str]:
+    out = []
     for _, r in t.iterrows():
         ci = f"[{_signed(r['bootstrap 95% low'])}, {_signed(r['bootstrap 95% high'])}]"
         p, d = r["McNemar p (pooled)"], r["detectable (5%, power 0.8)"]
         out.append(f"{r['method']:<{w}}{_signed(r['mean difference']):>11}{ci:>20}"
                    f"{'-' if not math.isfinite(p) else f'{p:.3f}':>11}{'-' if not math.isfinite(d) else f'{d:.3f}':>12}"
                    f"   {r['reading']}")
-    return out + _influence_lines(root, split)
+    return out
 
 def _influence_lines(root, split: str) -> list[str]:
     "The references' spread of σ(−z) per pair at initialisation, at each β the grid trains (none without the files)."
     from mrpo_nb import analysis
     try:
         beta = ((read_json(Path(root) / "experiment.json", {}).get("spec") or {}).get("train") or {}).get("beta", 0.1)
-        inf = analysis.influence_at_init(root, betas=sorted({float(b) for b in np.atleast_1d(beta)}), split=split)
+        swept = [e["sweep"]["beta"] for e in _read_index(Path(root))["runs"] if "beta" in (e.get("sweep") or {})]
+        inf = analysis.influence_at_init(root, betas=sorted({float(b) for b in [*np.atleast_1d(beta), *swept]}),
+                                         split=split)
     except (OSError, ValueError, KeyError) as e: return [f"reference influence at initialisation: not available ({e})"]
     sd = inf[inf.quantity == "s.d. across references"].set_index("beta")
     return (["how much the references change each pair's gradient weight σ(−z) at initialisation (the s.d. across "
