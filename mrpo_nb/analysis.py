@@ -20,14 +20,14 @@ from .core import DamagedFile, read_json
 # %% auto #0
 __all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'BASELINE_VALUES_FILE', 'SCORES_FILE', 'SPLITS', 'PAPER_RESULTS',
            'ONE_HOT_WEIGHTERS', 'PAPER_ZERO_CHANGE', 'INFLUENCE_BETAS', 'find_runs', 'read_metrics', 'RunData',
-           'read_run', 'Experiment', 'load_experiment', 'tidy', 'read_pairs', 'write_synthetic_experiment',
-           'is_single_reference', 'final_accuracy', 'method_summary', 'untrained_accuracy', 'paper_value',
-           'paper_dataset', 'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha',
-           'delta_sign_shares', 'fig_tsw', 'zero_change_shares', 'fig_sweep', 'influence_at_init',
-           'fig_reference_influence', 'fig_influence_steps', 'fig_influence_corr', 'fig_drift', 'drift_table',
-           'kendall_null', 'kendall_exact', 'kendall_pooled', 'table_kendall', 'table_tsw', 'mcnemar_pooled',
-           'mcnemar_exact', 'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference', 'paired_interval',
-           'paired_comparisons', 'headline']
+           'read_run', 'Experiment', 'load_experiment', 'shared_pairs', 'accuracy_se', 'tidy', 'read_pairs',
+           'write_synthetic_experiment', 'is_single_reference', 'final_accuracy', 'method_summary',
+           'untrained_accuracy', 'paper_value', 'paper_dataset', 'left_out_notes', 'fig_final_accuracy',
+           'fig_accuracy_curves', 'fig_alpha', 'delta_sign_shares', 'fig_tsw', 'zero_change_shares', 'fig_sweep',
+           'influence_at_init', 'fig_reference_influence', 'fig_influence_steps', 'fig_influence_corr', 'fig_drift',
+           'drift_table', 'kendall_null', 'kendall_exact', 'kendall_pooled', 'table_kendall', 'table_tsw',
+           'mcnemar_pooled', 'mcnemar_exact', 'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference',
+           'paired_interval', 'paired_comparisons', 'headline']
 
 # %% ../nbs/07_analysis.ipynb #0bbbe99c
 _RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -266,6 +266,22 @@ def _run_rows(run: RunData, refs_default: list) -> list:
     return rows
 
 # %% ../nbs/07_analysis.ipynb #1d340a03
+def shared_pairs(root, split: str = "test") -> int:
+    """How many `split` pairs every seed of the experiment at `root` evaluates on (the same pairs for every seed,
+    as under `resample = "train"`); 0 where the seeds' pairs differ or the splits cannot be read."""
+    files = sorted((Path(root) / "data" / "splits").glob("seed_*.json")) if Path(root).is_dir() else []
+    try: sp = [read_json(f) for f in files]
+    except DamagedFile: return 0
+    return len(sp[0].get(split) or []) if sp and all(s.get(split) == sp[0].get(split) for s in sp) else 0
+
+def accuracy_se(mean: float, se_seeds: float, n_pairs: int) -> float:
+    """The standard error of a mean accuracy over seeds that share `n_pairs` test pairs: the seeds' s.e. and the
+    sampling of the pairs, √(s.e.² + p(1 − p)/n) (the binomial term is common to every seed, so the seeds' spread
+    cannot hold it). `se_seeds` alone where the pairs are not shared (n = 0: each seed's own pairs, their sampling
+    inside the spread); NaN where `se_seeds` is (one seed)."""
+    if not n_pairs or math.isnan(se_seeds) or math.isnan(mean): return se_seeds
+    return math.sqrt(se_seeds ** 2 + mean * (1 - mean) / n_pairs)
+
 def _shared_splits(root: Path) -> dict:
     "{split: whether every seed's data/splits/seed_S.json holds the same pairs}; {} where that cannot be read."
     files = sorted((root / "data" / "splits").glob("seed_*.json")) if root.is_dir() else []
@@ -288,7 +304,8 @@ def _experiment_attrs(exp: Experiment) -> dict:
     return dict(name=exp.name, root=str(exp.root), references=exp.reference_names, runs=runs,
                 problems=list(exp.problems),
                 reference_accuracy={n: {s: _num(x) for s, x in (a or {}).items()} for n, a in acc.items()},
-                shared_splits=_shared_splits(exp.root), baseline=base, meta=exp.meta)
+                shared_splits=_shared_splits(exp.root), baseline=base, meta=exp.meta,
+                shared_pairs={s: shared_pairs(exp.root, s) for s in ("val", "test")})
 
 def tidy(exp) -> pd.DataFrame:
     "The long table of runs × steps × metrics (see above) for an experiment folder, run folder or `Experiment`."
@@ -610,8 +627,10 @@ def final_accuracy(obj, split: str = "test") -> pd.DataFrame:
                          weighter=r.get("weighter"), references=list(r.get("references") or []),
                          weighter_kwargs=r.get("weighter_kwargs") or {}, seed=r.get("seed"),
                          sweep=r.get("sweep_label", ""), status=status, step=step, value=value, note=note))
-    return pd.DataFrame(rows, columns=["run", "method", "label", "loss", "weighter", "references", "weighter_kwargs",
-                                       "seed", "sweep", "status", "step", "value", "note"])
+    out = pd.DataFrame(rows, columns=["run", "method", "label", "loss", "weighter", "references", "weighter_kwargs",
+                                      "seed", "sweep", "status", "step", "value", "note"])
+    out.attrs["shared_pairs"] = (info.get("shared_pairs") or {}).get(split, 0)   # for method_summary's s.e.
+    return out
 
 # %% ../nbs/07_analysis.ipynb #ac9ca6d0
 def _se(x) -> float:
@@ -619,7 +638,8 @@ def _se(x) -> float:
     return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 def method_summary(final: pd.DataFrame, refs: list | None = None) -> pd.DataFrame:
-    "Mean, s.e. and seed count per (sweep, method) of a `final_accuracy` table, in the figures' method order."
+    """Mean, s.e. over seeds (`se`) and seed count per (sweep, method) of a `final_accuracy` table, in the figures'
+    method order; `se_total` adds the sampling of the shared test pairs (`accuracy_se`), `se_kind` says which."""
     rows = []
     for (sweep, method), g in final.groupby(["sweep", "method"], sort=False):
         ok = g[~g.value.isna()]
@@ -631,6 +651,9 @@ def method_summary(final: pd.DataFrame, refs: list | None = None) -> pd.DataFram
                          seeds=sorted(ok.seed.tolist()), left_out=len(g) - len(ok)))
     out = pd.DataFrame(rows, columns=["sweep", "method", "label", "loss", "weighter", "references", "weighter_kwargs",
                                       "n", "mean", "se", "seeds", "left_out"])
+    n_pairs = final.attrs.get("shared_pairs", 0)
+    out["se_total"] = [accuracy_se(m, se, n_pairs) for m, se in zip(out["mean"], out.se)]
+    out["se_kind"] = f"seeds + {n_pairs} shared test pairs" if n_pairs else "seeds"
     if len(out):
         key = lambda i: (out.sweep.iloc[i], _method_sort_key(out.iloc[i].to_dict(), refs or []))
         out = out.iloc[sorted(range(len(out)), key=key)]
@@ -733,7 +756,8 @@ def _facets(summ: pd.DataFrame) -> list: return sorted(summ.sweep.unique().tolis
 _HOVER_MEAN = "%{x}<br>mean %{y:.4f} ± %{customdata[1]:.4f} (n = %{customdata[0]})<extra></extra>"
 
 def fig_final_accuracy(obj, split: str = "test", paper: str | bool | None = None, untrained: bool = True) -> go.Figure:
-    "Figure 1: final `split` accuracy per method, mean ± s.e. over seeds; untrained policy as a line; paper overlay."
+    """Figure 1: final `split` accuracy per method, mean ± s.e. (over seeds, with the shared test pairs' sampling
+    where the seeds share them: `method_summary`'s `se_total`); untrained policy as a line; paper overlay."""
     _choose("split", split, SPLITS)
     df = _as_table(obj)
     refs = df.attrs["experiment"]["references"]
@@ -749,9 +773,9 @@ def fig_final_accuracy(obj, split: str = "test", paper: str | bool | None = None
         group = _legend_group(sub)
         for loss in dict.fromkeys(group):
             g = sub[group == loss]
-            fig.add_bar(x=g.label, y=g["mean"], error_y=dict(type="data", array=g.se.tolist(), visible=True),
+            fig.add_bar(x=g.label, y=g["mean"], error_y=dict(type="data", array=g.se_total.tolist(), visible=True),
                         name=_LOSS_LEGEND.get(loss, loss), marker_color=_LOSS_COLOR.get(loss, "#888"), legendgroup=loss,
-                        showlegend=loss not in shown, customdata=np.stack([g.n, g.se], axis=-1),
+                        showlegend=loss not in shown, customdata=np.stack([g.n, g.se_total], axis=-1),
                         hovertemplate=_HOVER_MEAN, row=1, col=c)
             shown.add(loss)
         if ds is not None: _paper_overlay(fig, sub, ds, c, shown)
@@ -761,13 +785,14 @@ def fig_final_accuracy(obj, split: str = "test", paper: str | bool | None = None
         fig.add_hline(y=y, line_dash="dash", line_color="#444", annotation_text=f"untrained policy {y:.3f}",
                       annotation_position="top left", row="all", col="all")
     elif untrained: notes.append("no untrained-policy accuracy (baseline.json and step-0 evaluations missing): no line")
-    ys = [*(summ["mean"] - summ.se.fillna(0)), *(summ["mean"] + summ.se.fillna(0)), *base.values()]
+    ys = [*(summ["mean"] - summ.se_total.fillna(0)), *(summ["mean"] + summ.se_total.fillna(0)), *base.values()]
     ys += [v for p in _paper_points(summ, ds) for v in (p["value"], p["value_high"] or p["value"])]
     ys = [y for y in ys if y is not None and not math.isnan(y)]
     if ys:   # zoom on the values (accuracies differ by a few points), not on 0..1
         pad = max(0.02, 0.1 * (max(ys) - min(ys)))
         fig.update_yaxes(range=[max(0.0, min(ys) - pad), min(1.0, max(ys) + pad)])
     fig.update_yaxes(title_text=f"final {split} accuracy (mean ± s.e.)", row=1, col=1)
+    notes.append(f"± one s.e. over {summ.se_kind.iloc[0]}")
     fig.update_xaxes(tickangle=-35)
     fig.update_layout(title=f"Final {split} accuracy per method ({df.attrs['experiment']['name']})", barmode="group",
                       legend_title_text="loss", height=480, width=max(700, 60 * len(summ) + 250),

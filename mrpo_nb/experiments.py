@@ -1009,18 +1009,22 @@ def results(root, split: str = "test") -> list[dict]:
     return rows
 
 def results_table(root, split: str = "test", paired: bool = True) -> str:
-    """`results` as a text table: method, final accuracy mean ± s.e. over seeds, completed/total runs; below it, each
-    failed run and its reason."""
-    rows = results(root, split)
+    """`results` as a text table: method, final accuracy mean ± s.e. (over seeds, with the sampling of the test pairs
+    the seeds share: `analysis.accuracy_se`), completed/total runs; below it, each failed run and its reason, and
+    (`paired`) the paired comparisons against the best single reference."""
+    from mrpo_nb.analysis import accuracy_se, shared_pairs
+    rows, n_pairs = results(root, split), shared_pairs(root, split)
     lab = lambda r: r["label"] + ("  [" + ", ".join(f"{k}={_fmt(v)}" for k,
                                                     v in r["sweep"].items()) + "]" if r["sweep"] else "")
     w = max(len(lab(r)) for r in rows) + 2
     out = [f"{'method':<{w}}{split + ' accuracy':>20}   runs", "-" * (w + 27)]
     for r in rows:
-        se = "" if r["se"] is None or not math.isfinite(r["se"]) else f" ± {r['se']:.3f}"
+        se = None if r["se"] is None else accuracy_se(r["mean"], r["se"], n_pairs)
+        se = "" if se is None or not math.isfinite(se) else f" ± {se:.3f}"
         acc = "-" if r["mean"] is None else f"{r['mean']:.3f}{se}"
         done = f"{r['n']}/{r['runs']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
         out.append(f"{lab(r):<{w}}{acc:>20}   {done}")
+    out.append(f"± one standard error over seeds{f' and the {n_pairs} {split} pairs they share' if n_pairs else ''}")
     errors = [x for r in rows for x in r["errors"]]
     if errors: out += ["", "failed runs:"] + [f"  {name}: {err}" for name, err in errors]
     if paired and any(r["n"] for r in rows[1:]): out += ["", *paired_lines(root, split)]

@@ -183,15 +183,16 @@ def _paired_display(t: pd.DataFrame):
     return _table(out, _PAIRED_CAPTION), common
 
 def _methods_table(df, dataset):
-    "Final val/test accuracy per method (mean ± s.e.), with the paper's value beside ours for a paper preset."
+    """Final val/test accuracy per method (mean ± s.e. over seeds and, where the seeds share them, the test pairs'
+    sampling), with the paper's value beside ours for a paper preset."""
     refs = df.attrs["experiment"]["references"]
     summ = {s: method_summary(final_accuracy(df, s), refs) for s in ("val", "test")}
-    t = summ["test"].merge(summ["val"][["sweep", "method", "mean", "se", "n"]], on=["sweep", "method"],
+    t = summ["test"].merge(summ["val"][["sweep", "method", "mean", "se_total", "n"]], on=["sweep", "method"],
                            suffixes=("", "_val"))
     rows = []
     for r in t.itertuples():
-        row = {"method": r.label, "sweep": r.sweep, "final test accuracy": _mean_se(r.mean, r.se, r.n),
-               "final val accuracy": _mean_se(r.mean_val, r.se_val, r.n_val), "runs left out": r.left_out}
+        row = {"method": r.label, "sweep": r.sweep, "final test accuracy": _mean_se(r.mean, r.se_total, r.n),
+               "final val accuracy": _mean_se(r.mean_val, r.se_total_val, r.n_val), "runs left out": r.left_out}
         if dataset:
             p = paper_value(dataset, r.loss, r.weighter, r.weighter_kwargs)
             row["paper (test, seed mean)"] = "—" if p is None or p["value"] is None else (
@@ -513,7 +514,8 @@ def _sections(exp, df, notes: list, said=()) -> list:
              "zero-change")]
     if any(c.startswith("sweep:") for c in df.columns):
         spec.append(("Final accuracy against the swept setting", fig(fig_sweep, "fig-sweep"), "sweep"))
-    spec += [("Methods: final accuracy, mean ± s.e. over seeds" + (f" (paper: {ds})" if ds else ""),
+    spec += [("Methods: final accuracy, mean ± s.e. (over seeds, with the shared test pairs' sampling)"
+              + (f" (paper: {ds})" if ds else ""),
               lambda: (_table(_methods_table(df, ds)), []), "methods"),
              ("Table 1 · Kendall τ between α (VAW, VDW) and reference quality",
               lambda: _kendall_display(table_kendall(df)), "kendall"),
