@@ -892,10 +892,15 @@ def _multi_methods(df: pd.DataFrame, where) -> list:
     return [(r.sweep, r.method, r.label) for r in summ.itertuples()
             if r.loss != "ref_free" and not is_single_reference(r.loss, r.weighter) and where(r.loss, r.weighter)]
 
+_TITLE_CHARS = 30   # at 14 px, the widest title one of three panels in a 1,000 px figure holds
+
 def _grid_subplots(titles: list, cols: int = 3, extra_rows: int = 0, **kw):
     cols = max(1, min(cols, len(titles)))
     rows = max(1, math.ceil(len(titles) / cols)) + extra_rows
-    return make_subplots(rows=rows, cols=cols, subplot_titles=titles, **kw), cols, rows
+    # a long title (a method and its sweep tag) wraps before the tag: on one line it reaches over the y-axis title
+    titles = [t.replace(" [", "<br>[", 1) if len(t) > _TITLE_CHARS else t for t in titles]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, **kw)
+    return fig.update_annotations(font_size=14), cols, rows
 
 def _per_reference(fig, d: pd.DataFrame, metric: str, refs: list, row: int, col: int, shown: set, seed,
                    mode: str = "lines"):

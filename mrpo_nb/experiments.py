@@ -916,6 +916,7 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
             if main: _data_stage(root, h, "failed", f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}")
             raise
         if main: _data_stage(root, h, "done")
+    if not main: baseline = read_json(root / "baseline.json")   # the step 0 of every process's runs: all skip it alike
     fingerprint = read_json(root / "data" / "pool.json")["fingerprint"]
     res = ExperimentResult(root, {}, skipped=[] if prepare_only else [r["name"] for r in mine if r not in todo])
     from tqdm.auto import tqdm
