@@ -6,7 +6,7 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/training.html.md"""
 
 # %% ../nbs/05_training.ipynb #ee0874ef
 from __future__ import annotations
-import contextlib, copy, importlib.util, inspect, json, math, numbers, os, random, re, shutil, time, warnings
+import contextlib, copy, hashlib, importlib.util, inspect, json, math, numbers, os, random, re, shutil, time, warnings, weakref
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,23 +18,25 @@ from safetensors.torch import save_file, load_file
 
 from .core import atomic_write, write_json, plain, read_json, DamagedFile
 from .scoring import (tokenize_pair, pad_pairs, reply_logps, pack_units, packed_forward, can_pack,
-                             destroy_process_group_at_exit, deepspeed_launch, process_state, gather_in_order)
+                             destroy_process_group_at_exit, deepspeed_launch, process_state, gather_in_order,
+                             decoder_and_head)
 from .losses import LOSSES, LOGP_TOL, weight_summary, single_reference_weights
 from .weighters import WEIGHTERS, make_weighter
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'TRACKERS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'PER_PAIR_KEYS', 'WEIGHTER_LOG_FIELDS',
-           'METRIC_KEYS', 'TrainConfig', 'check_config', 'NoResult', 'cpu_has_native_bf16', 'resolve_dtype',
-           'lora_targets', 'top_layers', 'add_lora', 'process_device', 'load_policy', 'trainable_parameters',
-           'EncodedPairs', 'encode_pairs', 'policy_batch', 'PolicyLogps', 'policy_module', 'policy_logps',
-           'reference_values', 'reference_margins', 'pair_losses', 'check_scores', 'micro_batches', 'is_deepspeed',
-           'micro_backward', 'configure_deepspeed', 'accumulate_gradients', 'eval_steps', 'policy_values',
-           'policy_margins', 'preference_accuracy', 'reward_metrics', 'reward_accuracy', 'batch_alpha',
-           'batch_influence', 'reference_drift', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe',
-           'observe_batch', 'RunLog', 'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'latest_checkpoint', 'checkpoint_candidates', 'remove_temporary_checkpoints',
-           'read_checkpoint', 'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer',
-           'check_initial', 'train', 'strip_adapter']
+__all__ = ['LORA_TARGETS', 'TRACKERS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'FROZEN_CACHE_BYTES', 'PER_PAIR_KEYS',
+           'WEIGHTER_LOG_FIELDS', 'METRIC_KEYS', 'TrainConfig', 'check_config', 'NoResult', 'cpu_has_native_bf16',
+           'resolve_dtype', 'lora_targets', 'top_layers', 'add_lora', 'process_device', 'load_policy',
+           'trainable_parameters', 'EncodedPairs', 'encode_pairs', 'policy_batch', 'PolicyLogps', 'policy_module',
+           'policy_logps', 'first_trained_layer', 'frozen_store', 'frozen_layers_cached', 'reference_values',
+           'reference_margins', 'pair_losses', 'check_scores', 'micro_batches', 'is_deepspeed', 'micro_backward',
+           'configure_deepspeed', 'accumulate_gradients', 'eval_steps', 'policy_values', 'policy_margins',
+           'preference_accuracy', 'reward_metrics', 'reward_accuracy', 'batch_alpha', 'batch_influence',
+           'reference_drift', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe', 'observe_batch', 'RunLog',
+           'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state', 'save_checkpoint',
+           'latest_checkpoint', 'checkpoint_candidates', 'remove_temporary_checkpoints', 'read_checkpoint',
+           'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer', 'check_initial',
+           'train', 'strip_adapter']
 
 # %% ../nbs/05_training.ipynb #70f4fc50
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -396,12 +398,13 @@ class PolicyLogps(torch.nn.Module):
         super().__init__()
         self.policy = policy
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        if batch["layout"] == "packed":
-            lp, n = packed_forward(self.policy, batch)          # reply slots pair by pair: c0, r0, c1, r1, ...
-            return lp.view(-1, 2).T.reshape(-1), n.view(-1, 2).T.reshape(-1)
-        dev = next(self.policy.parameters()).device
-        return reply_logps(self.policy, *(batch[k].to(dev) for k in ("input_ids", "attention_mask", "reply_mask")),
-                           out_dtype=torch.float64)
+        with frozen_layers_cached(self.policy, batch):           # the layers below the adapter: once per batch
+            if batch["layout"] == "packed":
+                lp, n = packed_forward(self.policy, batch)      # reply slots pair by pair: c0, r0, c1, r1, ...
+                return lp.view(-1, 2).T.reshape(-1), n.view(-1, 2).T.reshape(-1)
+            dev = next(self.policy.parameters()).device
+            return reply_logps(self.policy, *(batch[k].to(dev) for k in ("input_ids", "attention_mask", "reply_mask")),
+                               out_dtype=torch.float64)
 
 def policy_module(model) -> tuple[torch.nn.Module, torch.nn.Module]:
     "`(module to call, LoRA policy inside)` for a causal LM, a `PolicyLogps`, or either after `accelerator.prepare`."
@@ -415,6 +418,84 @@ def policy_logps(model, enc: EncodedPairs, rows, pad_id: int, packed: bool = Tru
     rows = list(rows)
     packed = packed and can_pack(policy, enc.packed_length(rows))
     return module(policy_batch(enc, rows, pad_id, packed))
+
+# %% ../nbs/05_training.ipynb #ad3f2291
+FROZEN_CACHE_BYTES = int(float(os.environ.get("MRPO_FROZEN_CACHE_MB", "1024")) * 2**20)
+_frozen_stores = weakref.WeakKeyDictionary()   # base model -> _FrozenStore: it lives and dies with the model
+
+class _FrozenStore(dict):
+    "Hidden states entering the lowest trained layer, by batch key; with its size and its hits and misses."
+    nbytes = hits = misses = 0
+
+class _Replay(torch.nn.Module):
+    "Stands in for a frozen decoder layer: passes its input on, or (the topmost one) returns the stored output."
+    def __init__(self, out=None):
+        super().__init__()
+        self.out = out
+    def forward(self, hidden_states, *args, **kwargs): return hidden_states if self.out is None else self.out
+
+def first_trained_layer(model) -> int:
+    "Index of the lowest decoder layer with a trainable parameter: the number of frozen layers below the adapter."
+    layers = decoder_and_head(model)[0].layers
+    return next((i for i, layer in enumerate(layers) if any(p.requires_grad for p in layer.parameters())), len(layers))
+
+def _frozen_usable(model, layers, first: int) -> bool:
+    "Whether the frozen layers' output can be reused: some exist, no dropout acts in them, one process, no autograd-free mode."
+    if first == 0 or torch.is_inference_mode_enabled(): return False
+    if torch.distributed.is_available() and torch.distributed.is_initialized(): return False
+    bottom = list(layers)[:first]
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    dropout = getattr(cfg, "attention_dropout", 0) or any(isinstance(m, torch.nn.Dropout) and m.p > 0
+                                                        for layer in bottom for m in layer.modules())
+    return not (dropout and any(layer.training for layer in bottom))
+
+def _frozen_key(batch: dict, bottom: list) -> tuple:
+    """A batch's key: a digest of every tensor in it, and each frozen weight's storage, dtype and in-place version
+    counter (an edit, a cast or a reload is a new key)."""
+    h = hashlib.blake2b(digest_size=16)
+    for k in sorted(k for k, v in batch.items() if torch.is_tensor(v)):
+        t = batch[k].detach()
+        h.update(f"{k}{tuple(t.shape)}{t.dtype}".encode()); h.update(t.cpu().contiguous().numpy().tobytes())
+    weights = tuple((p.data_ptr(), p.dtype, p._version) for layer in bottom for p in layer.parameters())
+    return len(bottom), h.hexdigest(), weights
+
+def _detached(out):
+    return out.detach() if torch.is_tensor(out) else type(out)(_detached(o) for o in out)
+
+def _nbytes(out) -> int:
+    return out.numel() * out.element_size() if torch.is_tensor(out) else sum(_nbytes(o) for o in out if o is not None)
+
+# %% ../nbs/05_training.ipynb #bdd10214
+def frozen_store(model) -> _FrozenStore:
+    "The store of `model`'s base model (PEFT-wrapped or not): shared by every adapter put on the same base."
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return _frozen_stores.setdefault(base, _FrozenStore())
+
+@contextlib.contextmanager
+def frozen_layers_cached(model, batch: dict):
+    """Within it, a forward pass of `model` over `batch` (a dict of its input tensors) runs the frozen layers below the
+    adapter once: the first pass records the hidden states entering the lowest trained layer, later passes over the
+    same batch reuse them. A no-op where that could be wrong (see above)."""
+    layers = decoder_and_head(model)[0].layers
+    first = first_trained_layer(model)
+    if not _frozen_usable(model, layers, first): yield; return
+    store, key = frozen_store(model), _frozen_key(batch, list(layers)[:first])
+    if key in store:
+        store.hits += 1
+        frozen = [layers[i] for i in range(first)]
+        for i in range(first): layers[i] = _Replay(store[key] if i == first - 1 else None)
+        try: yield
+        finally:
+            for i, layer in enumerate(frozen): layers[i] = layer
+        return
+    store.misses += 1
+    got = []
+    hook = layers[first - 1].register_forward_hook(lambda mod, args, out: got.append(out))
+    try: yield
+    finally: hook.remove()
+    out = _detached(got[-1]) if len(got) == 1 else None   # one call: one batch (a second would be another batch)
+    if out is not None and store.nbytes + _nbytes(out) <= FROZEN_CACHE_BYTES:
+        store[key] = out; store.nbytes += _nbytes(out)
 
 # %% ../nbs/05_training.ipynb #b5f12cf7
 def reference_values(ref: dict, normalised: bool) -> tuple[torch.Tensor, torch.Tensor]:
