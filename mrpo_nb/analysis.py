@@ -1495,11 +1495,16 @@ def paired_bootstrap(diffs_per_seed, confidence: float = 0.95, n_boot: int = 200
 def mcnemar_detectable(n: int, discordant: float, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest accuracy difference δ that a two-sided McNemar test at level `alpha` finds with probability `power`
     over `n` pairs with discordant rate ψ: the root of √n·δ = z_{1−α/2}·√ψ + z_{power}·√(ψ − δ²). NaN where no
-    δ <= ψ is detectable (too few pairs, or none discordant)."""
-    if not n > 0 or not discordant > 0: return float("nan")
-    za, zb, psi = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power), min(float(discordant), 1.0)
-    f = lambda d: math.sqrt(n) * d - za * math.sqrt(psi) - zb * math.sqrt(max(psi - d * d, 0.0))
-    return float(optimize.brentq(f, 0.0, psi)) if f(psi) > 0 else float("nan")
+    δ is detectable at all (too few pairs). Where ψ is below the floor (none or few pairs discordant), the floor: the
+    δ found in the most favourable case, every discordant pair going one way (ψ = δ); no smaller difference is
+    detectable at this size, whatever the discordance."""
+    if not n > 0: return float("nan")
+    za, zb = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    g = lambda d, psi: math.sqrt(n) * d - za * math.sqrt(psi) - zb * math.sqrt(max(psi - d * d, 0.0))
+    if not g(1.0, 1.0) > 0: return float("nan")
+    floor = float(optimize.brentq(lambda d: g(d, d), 1e-12, 1.0))
+    psi = min(float(discordant), 1.0)
+    return floor if not psi > floor else float(optimize.brentq(lambda d: g(d, psi), 0.0, psi))
 
 def detectable_difference(se: float, df: int | None = None, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest difference that a two-sided test at level `alpha` finds with probability `power` when its estimate
@@ -1559,13 +1564,14 @@ def _pair_stats(al: dict, confidence: float, n_boot: int, rng) -> dict:
     fin = all(np.isfinite(a).all() and np.isfinite(b).all() for _, a, b in al.values())
     dth = paired_bootstrap([a - b for _, a, b in al.values()], confidence, n_boot, shared and fin, rng)
     pc, alpha = f"{confidence:.0%}", 1 - confidence
+    det = mcnemar_detectable(mc["n"], (mc["n10"] + mc["n01"]) / max(mc["n"], 1), alpha)
     return {"pairs": mc["n"], "n10/n01": f"{mc['n10']}/{mc['n01']}", "McNemar p (pooled)": mc["p"],
             "McNemar p per seed": ", ".join(f"s{s}: {d['p']:.3f}" for s, d in zip(al, mc["per_seed"])),
             f"bootstrap {pc} low": acc["low"], f"bootstrap {pc} high": acc["high"],
             "Δθ difference": dth["mean"], f"Δθ {pc} low": dth["low"], f"Δθ {pc} high": dth["high"],
             "Δθ detectable": detectable_difference(dth["se"], alpha=alpha),
             "_effect": mc["difference"], "_p": mc["p"],
-            "_detectable": mcnemar_detectable(mc["n"], (mc["n10"] + mc["n01"]) / max(mc["n"], 1), alpha)}
+            "_detectable": det, "_floor": det == mcnemar_detectable(mc["n"], 0.0, alpha)}
 
 def _compare(mine: pd.Series, other: pd.Series, mine_p: dict, other_p: dict, confidence: float, n_boot: int,
              rng) -> dict:
@@ -1581,6 +1587,7 @@ def _compare(mine: pd.Series, other: pd.Series, mine_p: dict, other_p: dict, con
     if al:
         row.update(_pair_stats(al, confidence, n_boot, rng))
         effect, significant, det = row.pop("_effect"), row.pop("_p") < alpha, row.pop("_detectable")
+        if row.pop("_floor"): notes.append("too few discordant pairs: the detectable size is its floor (all one way)")
         if len(al) < len(seeds): notes.append(f"per-pair results for {len(al)} of {len(seeds)} seed(s)")
     else:
         notes.append(f"no per-pair results ({PAIRS_FILE}): McNemar, bootstrap and Δθ not computed")

@@ -256,7 +256,8 @@ def lora_targets(model, targets: Sequence[str]) -> list[str]:
 
 def top_layers(model, n: int | None) -> list[int] | None:
     """Indices of the top `n` decoder layers of `model` (None: every layer). With LoRA only there, the backward pass
-    stops at the lowest adapted layer: about half the CPU time of a step for the demo's 6 of SmolLM2's 30 layers."""
+    stops at the lowest adapted layer: about half the CPU time of a step for the demo's 6 of SmolLM2's 30 layers, and
+    the frozen layers below can be computed once per batch (`frozen_layers_cached`)."""
     if n is None: return None
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     L = int(cfg.num_hidden_layers)
