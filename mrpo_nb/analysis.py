@@ -866,6 +866,7 @@ def fig_accuracy_curves(obj, splits=SPLITS, methods=None) -> go.Figure:
     info = df.attrs["experiment"]
     if not df.metric.isin([f"{s}/accuracy" for s in splits]).any():
         raise ValueError(f"no {' or '.join(splits)} accuracy logged yet: no curves to draw")
+    splits = [s for s in splits if (df.metric == f"{s}/accuracy").any()]   # a split never evaluated: no empty panel
     fig = make_subplots(rows=1, cols=len(splits), shared_yaxes=True, subplot_titles=[f"{s} accuracy" for s in splits])
     order = method_summary(final_accuracy(df, "test"), info["references"])
     keys = [(r.sweep, r.method, r.label) for r in order.itertuples() if r.method in set(df.method)]
