@@ -1111,7 +1111,7 @@ PRESETS = {
         data=dict(source="builtin", pct=2.5, max_length=256, sizes=dict(train=32, val=16, test=48), resample="train"),
         policy="smollm2", references=dict(DEMO_REFERENCES),
         train=dict(batch_size=4, micro_batch_size=4, lr=2e-3, beta=[0.1, 2.5], lora_r=8, lora_alpha=16,
-                   lora_targets=["q_proj", "v_proj"], lora_layers=6,   # the top 6 of 30 layers: 24 frozen, computed once
+                   lora_targets=["q_proj", "v_proj"], lora_layers=6,   # the top 6 of 30: 24 frozen, computed once
                    eval_points=2, eval_splits=["test"], max_length=256),
         methods=[f"ln_dpo-{DEMO_SINGLE}", "mrpo-original", "mrpo-vaw", "tsw", "ref_free"],
         weighter_options={"tsw": {"subsample": 16}}, tsw_piv=[5], seeds=[0, 1], estimate=dict(pair_tokens=110)),

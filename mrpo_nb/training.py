@@ -6,7 +6,8 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/training.html.md"""
 
 # %% ../nbs/05_training.ipynb #ee0874ef
 from __future__ import annotations
-import contextlib, copy, hashlib, importlib.util, inspect, json, math, numbers, os, random, re, shutil, time, warnings, weakref
+import contextlib, copy, hashlib, importlib.util, inspect, json, math, numbers, os, random, re, shutil, time, warnings
+import weakref
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Callable, Sequence
@@ -441,7 +442,7 @@ def first_trained_layer(model) -> int:
     return next((i for i, layer in enumerate(layers) if any(p.requires_grad for p in layer.parameters())), len(layers))
 
 def _frozen_usable(model, layers, first: int) -> bool:
-    "Whether the frozen layers' output can be reused: some exist, no dropout acts in them, one process, no autograd-free mode."
+    "Whether the frozen layers' output may be reused: there are some, without active dropout, in one process."
     if first == 0 or torch.is_inference_mode_enabled(): return False
     if torch.distributed.is_available() and torch.distributed.is_initialized(): return False
     bottom = list(layers)[:first]
