@@ -28,16 +28,16 @@ from .weighters import WEIGHTERS, make_weighter
 __all__ = ['LORA_TARGETS', 'TRACKERS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'FROZEN_CACHE_BYTES', 'PER_PAIR_KEYS',
            'WEIGHTER_LOG_FIELDS', 'METRIC_KEYS', 'TrainConfig', 'check_config', 'NoResult', 'cpu_has_native_bf16',
            'resolve_dtype', 'lora_targets', 'top_layers', 'add_lora', 'process_device', 'load_policy',
-           'trainable_parameters', 'EncodedPairs', 'encode_pairs', 'policy_batch', 'PolicyLogps', 'policy_module',
-           'policy_logps', 'first_trained_layer', 'frozen_store', 'frozen_layers_cached', 'reference_values',
-           'reference_margins', 'pair_losses', 'check_scores', 'micro_batches', 'is_deepspeed', 'micro_backward',
-           'configure_deepspeed', 'accumulate_gradients', 'eval_steps', 'policy_values', 'policy_margins',
-           'preference_accuracy', 'reward_metrics', 'reward_accuracy', 'batch_alpha', 'batch_influence',
-           'reference_drift', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe', 'observe_batch', 'RunLog',
-           'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state', 'save_checkpoint',
-           'latest_checkpoint', 'checkpoint_candidates', 'remove_temporary_checkpoints', 'read_checkpoint',
-           'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer', 'check_initial',
-           'train', 'strip_adapter']
+           'trainable_parameters', 'EncodedPairs', 'fit_pair', 'encode_pairs', 'policy_batch', 'PolicyLogps',
+           'policy_module', 'policy_logps', 'first_trained_layer', 'frozen_store', 'frozen_layers_cached',
+           'reference_values', 'reference_margins', 'pair_losses', 'check_scores', 'micro_batches', 'is_deepspeed',
+           'micro_backward', 'configure_deepspeed', 'accumulate_gradients', 'eval_steps', 'policy_values',
+           'policy_margins', 'preference_accuracy', 'reward_metrics', 'reward_accuracy', 'batch_alpha',
+           'batch_influence', 'reference_drift', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe',
+           'observe_batch', 'RunLog', 'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state',
+           'save_checkpoint', 'latest_checkpoint', 'checkpoint_candidates', 'remove_temporary_checkpoints',
+           'read_checkpoint', 'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer',
+           'check_initial', 'train', 'strip_adapter']
 
 # %% ../nbs/05_training.ipynb #70f4fc50
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -361,11 +361,13 @@ class EncodedPairs:
         return [(self.prompt[i], self.chosen[i]) for i in rows] + [(self.prompt[i], self.rejected[i]) for i in rows]
 
 # %% ../nbs/05_training.ipynb #b2713778
-def _fit(p: list, r: list, max_length: int) -> tuple[list, list, bool]:
-    if len(p) + len(r) <= max_length: return p, r, False
-    keep = max(max_length - len(r), 1)  # keep at least one prompt token (the first reply token needs a predecessor)
-    p = p[-keep:]
-    return p, r[:max_length - len(p)], True
+def fit_pair(p: list, c: list, r: list, max_length: int | None) -> tuple[list, list, list, bool]:
+    """A pair's prompt and replies (token ids) within `max_length` for its longer sequence: prompt tokens go first,
+    from the left (one is kept: the first reply token needs a predecessor), then the replies' tails; and whether it
+    was cut. The one truncation rule of the package (the TRL plug-in uses it too)."""
+    if not max_length or len(p) + max(len(c), len(r)) <= max_length: return p, c, r, False
+    p = p[-max(max_length - max(len(c), len(r)), 1):]
+    return p, c[:max_length - len(p)], r[:max_length - len(p)], True
 
 def encode_pairs(tokenizer, ds, template=None, max_length: int = 1024) -> EncodedPairs:
     "Tokenise the canonical rows of `ds` with the policy's chat template (`tokenize_pair`)."
@@ -373,12 +375,9 @@ def encode_pairs(tokenizer, ds, template=None, max_length: int = 1024) -> Encode
     for row in ds:
         p, c = tokenize_pair(tokenizer, row["prompt"], row["chosen"], template)
         p2, r = tokenize_pair(tokenizer, row["prompt"], row["rejected"], template)
-        pc, c, t1 = _fit(p, c, max_length); pr, r, t2 = _fit(p2, r, max_length)
-        if pc != pr:   # keep one prompt per pair: the shorter (more truncated) one
-            k = min(len(pc), len(pr)); pc = pc[-k:]
-            c, r = c[:max_length - k], r[:max_length - k]
-        out.ids.append(row["id"]); out.prompt.append(pc); out.chosen.append(c); out.rejected.append(r)
-        out.truncated += int(t1 or t2)
+        p, c, r, cut = fit_pair(p if len(p) <= len(p2) else p2, c, r, max_length)   # one prompt: the shorter
+        out.ids.append(row["id"]); out.prompt.append(p); out.chosen.append(c); out.rejected.append(r)
+        out.truncated += int(cut)
     if out.truncated:
         warnings.warn(f"encode_pairs: {out.truncated} of {len(out)} pairs exceed max_length={max_length} tokens "
                       "and were truncated")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import write_json, read_json, DamagedFile
-from .losses import LOSSES
+from .training import fit_pair, pair_losses
 from .scoring import ScoreTable, tokenize_pair
 from .weighters import Weighter, make_weighter
 
@@ -52,10 +52,7 @@ def encode_example(tokenizer, example: dict, template: str | None = None, max_le
                          "the references were scored with a chat template")
     p, c = tokenize_pair(tokenizer, example["prompt"], _reply_text(example["chosen"], "chosen"), template)
     p2, r = tokenize_pair(tokenizer, example["prompt"], _reply_text(example["rejected"], "rejected"), template)
-    p = p if len(p) <= len(p2) else p2
-    if max_length and len(p) + max(len(c), len(r)) > max_length:     # drop prompt tokens on the left, as training does
-        keep = max(max_length - max(len(c), len(r)), 1)
-        p = p[-keep:]; c, r = c[:max_length - len(p)], r[:max_length - len(p)]
+    p, c, r, _ = fit_pair(p if len(p) <= len(p2) else p2, c, r, max_length)   # training's truncation rule
     return dict(prompt_ids=list(p), chosen_ids=list(c), rejected_ids=list(r))
 
 def pair_rows(scores: ScoreTable | None, ids) -> list[int]:
@@ -72,21 +69,12 @@ def reference_ell(scores: ScoreTable, rows) -> tuple[torch.Tensor, torch.Tensor]
     return c, torch.from_numpy(scores.logps_rejected[r] / scores.lengths_rejected[r])
 
 def batch_losses(kind: str, chosen_logps, rejected_logps, chosen_lengths, rejected_lengths, scores: ScoreTable | None,
-                 rows, alpha: torch.Tensor | None, beta: float, gamma: float = 0.0, validate: bool = False):
-    "Per-pair losses (B,) and TRL-named metrics for loss `kind` from the policy's sums/lengths (B,) and table `rows`."
-    pc = chosen_logps.double() / chosen_lengths.double()
-    pr = rejected_logps.double() / rejected_lengths.double()
-    if kind == "ref_free": return LOSSES["ref_free"](pc, pr, beta, gamma, validate=validate)
-    rc, rr = (t.to(pc.device) for t in reference_ell(scores, rows))
-    alpha = alpha.to(device=pc.device, dtype=torch.float64)
-    if kind == "ln_dpo":
-        a = alpha if alpha.dim() == 1 else alpha[0]
-        if int((a != 0).sum()) != 1:
-            raise ValueError(f"loss 'ln_dpo' uses one reference but α = {a.tolist()}: "
-                             "keep one reference or use weighter 'single'/'tsw'")
-        k = int(torch.argmax(a))
-        return LOSSES["dpo"](pc, pr, rc[:, k], rr[:, k], beta=beta, validate=validate)
-    return LOSSES[kind](pc, pr, rc, rr, alpha, beta=beta, validate=validate)
+                 rows, alpha: torch.Tensor | None, beta: float, gamma: float = 0.0):
+    """Per-pair losses (B,) and TRL-named metrics for loss `kind` from the policy's sums/lengths (B,) and table `rows`,
+    through the trainer's own router (`mrpo_nb.training.pair_losses`): one loss for both trainers."""
+    ref = None if kind == "ref_free" else scores.for_ids([scores.ids[int(r)] for r in rows])
+    return pair_losses(torch.cat([chosen_logps, rejected_logps]), torch.cat([chosen_lengths, rejected_lengths]), ref,
+                       alpha, kind, beta, gamma)
 
 # %% ../nbs/10_trl.ipynb #bb6e6f06
 class MultiReferenceMixin:
