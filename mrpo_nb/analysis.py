@@ -15,19 +15,19 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import optimize, special, stats
-from .core import DamagedFile, read_json
+from .core import DamagedFile, read_json, ONE_HOT_WEIGHTERS, method_name
 
 # %% auto #0
 __all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'BASELINE_VALUES_FILE', 'SCORES_FILE', 'SPLITS', 'PAPER_RESULTS',
-           'ONE_HOT_WEIGHTERS', 'PAPER_ZERO_CHANGE', 'INFLUENCE_BETAS', 'find_runs', 'read_metrics', 'RunData',
-           'read_run', 'Experiment', 'load_experiment', 'shared_pairs', 'accuracy_se', 'tidy', 'read_pairs',
-           'write_synthetic_experiment', 'is_single_reference', 'final_accuracy', 'method_summary',
-           'untrained_accuracy', 'paper_value', 'paper_dataset', 'left_out_notes', 'fig_final_accuracy',
-           'fig_accuracy_curves', 'fig_alpha', 'delta_sign_shares', 'fig_tsw', 'zero_change_shares', 'fig_sweep',
-           'influence_at_init', 'fig_reference_influence', 'fig_influence_steps', 'fig_influence_corr', 'fig_drift',
-           'drift_table', 'kendall_null', 'kendall_exact', 'kendall_pooled', 'table_kendall', 'table_tsw',
-           'mcnemar_pooled', 'mcnemar_exact', 'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference',
-           'paired_interval', 'paired_comparisons', 'headline']
+           'PAPER_ZERO_CHANGE', 'INFLUENCE_BETAS', 'find_runs', 'read_metrics', 'RunData', 'read_run', 'Experiment',
+           'load_experiment', 'shared_pairs', 'accuracy_se', 'tidy', 'read_pairs', 'write_synthetic_experiment',
+           'is_single_reference', 'final_accuracy', 'method_summary', 'untrained_accuracy', 'paper_value',
+           'paper_dataset', 'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha',
+           'delta_sign_shares', 'fig_tsw', 'zero_change_shares', 'fig_sweep', 'influence_at_init',
+           'fig_reference_influence', 'fig_influence_steps', 'fig_influence_corr', 'fig_drift', 'drift_table',
+           'kendall_null', 'kendall_exact', 'kendall_pooled', 'table_kendall', 'table_tsw', 'mcnemar_pooled',
+           'mcnemar_exact', 'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference', 'paired_interval',
+           'paired_comparisons', 'headline']
 
 # %% ../nbs/07_analysis.ipynb #0bbbe99c
 _RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -98,29 +98,21 @@ def read_metrics(path, problems: list | None = None) -> list[dict]:
     return out
 
 # %% ../nbs/07_analysis.ipynb #28cfcfaa
-_LOSS_LABEL = {"ln_dpo": "LN-DPO", "dpo": "DPO", "mrpo": "MRPO", "mdpo": "MDPO", "geometric": "Geometric",
-               "ref_free": "no reference"}
-_WEIGHTER_LABEL = {"uniform": "Uniform", "single": "Single", "original": "Original", "vdw": "VDW", "vaw": "VAW",
-                   "swcw": "SWCW", "swcw_oh": "SWCW-OH", "swcw-oh": "SWCW-OH", "tsw": "TSW"}
-
 def _fmt_num(v): return f"{v:g}" if isinstance(v, float) else str(v)
 
 def _entry_from_config(name: str, cfg: dict, summary: dict) -> dict:
-    "An index entry for a run folder read on its own (the experiments module writes the same fields)."
+    """An index entry for a run folder read on its own: the fields, method key and label (`mrpo_nb.core.method_name`)
+    that the experiments module writes."""
     loss = cfg.get("loss") or summary.get("loss") or "?"
     weighter = cfg.get("weighter") or summary.get("weighter") or "?"
     kw = cfg.get("weighter_kwargs") or {}
     refs = list(cfg.get("references") or summary.get("references") or [])
-    if loss == "ref_free": method, label, refs = "ref_free", "no reference", []
-    elif weighter == "single" or len(refs) == 1:
+    single = loss != "ref_free" and (weighter == "single" or len(refs) == 1)
+    if loss == "ref_free": refs = []
+    elif single:
         k = kw.get("k", 0)
-        ref = refs[k] if len(refs) > 1 and isinstance(k, int) and k < len(refs) else (refs[0] if refs else f"ref{k}")
-        method, label, refs = f"{loss}-{ref}", f"{_LOSS_LABEL.get(loss, loss)} · {ref}", [ref]
-    else:
-        method = f"{loss}-{weighter}"
-        label = f"{_LOSS_LABEL.get(loss, loss.upper())} · {_WEIGHTER_LABEL.get(weighter, weighter)}"
-        if weighter == "tsw" and "piv" in kw:
-            method, label = f"{method}-piv{_fmt_num(kw['piv'])}", f"{label} (PIV {_fmt_num(kw['piv'])})"
+        refs = [refs[k] if len(refs) > 1 and isinstance(k, int) and k < len(refs) else (refs[0] if refs else f"ref{k}")]
+    method, label = method_name(loss, "single" if single else weighter, kw, refs)
     return dict(name=name, method=method, label=label, loss=loss, weighter=weighter, weighter_kwargs=kw,
                 references=refs, seed=cfg.get("seed", summary.get("seed", 0)), sweep={},
                 status=summary.get("status"), error=None, final=summary.get("final") or {})
@@ -719,11 +711,8 @@ _LOSS_COLOR = {"ln_dpo": "#4c78a8", "dpo": "#4c78a8", "mrpo": "#f58518", "mdpo":
 _LOSS_LEGEND = {"ln_dpo": "LN-DPO, one reference", "dpo": "DPO, one reference", "mrpo": "MRPO", "mdpo": "MDPO",
                 "geometric": "Geometric mixture", "ref_free": "no reference",
                 "one_hot": "one-hot α (any loss)"}
-ONE_HOT_WEIGHTERS = ("tsw", "swcw_oh")
-"Weighters whose α is one-hot: under them every loss is single-reference LN-DPO, so their bars are not the loss's."
-
 def _legend_group(summ: pd.DataFrame) -> pd.Series:
-    "The legend group of each method: its loss, or 'one_hot' for the one-hot weighters."
+    "The legend group of each method: its loss, or 'one_hot' for the one-hot weighters (`ONE_HOT_WEIGHTERS`)."
     return summ.loss.where(~summ.weighter.isin(ONE_HOT_WEIGHTERS), "one_hot")
 
 def left_out_notes(final: pd.DataFrame) -> list:

@@ -12,7 +12,8 @@ from typing import Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['atomic_write', 'plain', 'write_json', 'DamagedFile', 'read_json', 'refuse', 'check_unique']
+__all__ = ['LOSS_LABELS', 'WEIGHTER_LABELS', 'ONE_HOT_WEIGHTERS', 'atomic_write', 'plain', 'write_json', 'DamagedFile',
+           'read_json', 'refuse', 'check_unique', 'method_name']
 
 # %% ../nbs/00_core.ipynb #32ecca1a
 def atomic_write(path: str | os.PathLike,
@@ -88,3 +89,28 @@ def check_unique(values, what: str = "pair ids", show: int = 3) -> None:
         named = ", ".join(f"{v!r} ({n}x)" for v, n in repeated[:show])
         more = f" and {len(repeated) - show} more" if len(repeated) > show else ""
         raise ValueError(f"{what} must be unique: {named}{more} repeated")
+
+# %% ../nbs/00_core.ipynb #de5f8748
+LOSS_LABELS = {"ln_dpo": "LN-DPO", "dpo": "DPO", "mrpo": "MRPO", "mdpo": "MDPO", "geometric": "Geometric",
+               "ref_free": "no reference"}
+WEIGHTER_LABELS = {"uniform": "Uniform", "original": "Original", "vdw": "VDW", "vaw": "VAW", "swcw": "SWCW",
+                   "swcw_oh": "SWCW-OH", "tsw": "TSW"}
+ONE_HOT_WEIGHTERS = ("tsw", "swcw_oh")
+"""Weighters whose α is one-hot on every mini-batch (TSW: the sampled arm; SWCW-OH: the argmax): under them the
+multi-reference losses coincide, so their methods name no loss."""
+
+def method_name(loss: str, weighter: str, weighter_kwargs: dict | None = None, references=()) -> tuple[str, str]:
+    """The method key and label of a run's loss, weighter, its options and references (for `single`, the reference
+    `k` of `references`, or the only one)."""
+    kw, refs = weighter_kwargs or {}, list(references)
+    if loss == "ref_free": return "ref_free", LOSS_LABELS["ref_free"]
+    if weighter == "single":
+        k = kw.get("k", 0)
+        ref = refs[0] if len(refs) == 1 else refs[k] if isinstance(k, int) and 0 <= k < len(refs) else f"ref{k}"
+        return f"{loss}-{ref}", f"{LOSS_LABELS.get(loss, loss)} · {ref}"
+    if weighter == "swcw_oh": return "swcw-oh", WEIGHTER_LABELS["swcw_oh"]
+    if weighter == "tsw":
+        piv = kw.get("piv", 5)
+        return f"tsw-piv{piv:g}", f"TSW (PIV {piv:g})"
+    return (f"{loss}-{weighter.replace('_', '-')}",
+            f"{LOSS_LABELS.get(loss, loss.upper())} · {WEIGHTER_LABELS.get(weighter, weighter)}")

@@ -15,18 +15,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
-from .core import DamagedFile, atomic_write, plain, read_json, write_json
+from .core import (DamagedFile, atomic_write, plain, read_json, write_json, LOSS_LABELS, WEIGHTER_LABELS,
+                          ONE_HOT_WEIGHTERS, method_name)
 
 # %% auto #0
-__all__ = ['SWEEPABLE', 'GRID_FIELDS', 'DEFAULT_SPEC', 'LOSS_LABELS', 'WEIGHTER_LABELS', 'ONE_HOT_WEIGHTERS', 'ONE_HOT_LOSS',
-           'METHOD_FORMS', 'BASELINE_FILES', 'STATUSES', 'DEMO_SINGLE', 'DEMO_REFERENCES', 'PAPER_REFERENCES',
-           'ALL_MULTI', 'PRESETS', 'PARAMS_B', 'LM_HEAD_B', 'RATES', 'N_LAYERS', 'SpecError', 'normalize_spec',
-           'sweep_axes', 'parse_method', 'expand_methods', 'method_notes', 'spec_hash', 'grid', 'parse_shard',
-           'shard_runs', 'ExperimentMismatch', 'folder_lock', 'versions', 'git_commit', 'open_experiment', 'load_pool',
-           'make_splits', 'model_specs', 'prepare_data', 'split_datasets', 'default_cache_dir', 'score_experiment',
-           'evaluate_baseline', 'is_main_process', 'run_status', 'index_entry', 'write_index', 'provenance',
-           'ExperimentResult', 'run_experiment', 'results', 'results_table', 'paired_lines', 'load_experiment_spec',
-           'override', 'substitute_models', 'plan', 'format_plan']
+__all__ = ['SWEEPABLE', 'GRID_FIELDS', 'DEFAULT_SPEC', 'ONE_HOT_LOSS', 'METHOD_FORMS', 'BASELINE_FILES', 'STATUSES',
+           'DEMO_SINGLE', 'DEMO_REFERENCES', 'PAPER_REFERENCES', 'ALL_MULTI', 'PRESETS', 'PARAMS_B', 'LM_HEAD_B',
+           'RATES', 'N_LAYERS', 'SpecError', 'normalize_spec', 'sweep_axes', 'parse_method', 'expand_methods',
+           'method_notes', 'spec_hash', 'grid', 'parse_shard', 'shard_runs', 'ExperimentMismatch', 'folder_lock',
+           'versions', 'git_commit', 'open_experiment', 'load_pool', 'make_splits', 'model_specs', 'prepare_data',
+           'split_datasets', 'default_cache_dir', 'score_experiment', 'evaluate_baseline', 'is_main_process',
+           'run_status', 'index_entry', 'write_index', 'provenance', 'ExperimentResult', 'run_experiment', 'results',
+           'results_table', 'paired_lines', 'load_experiment_spec', 'override', 'substitute_models', 'plan',
+           'format_plan']
 
 # %% ../nbs/06_experiments.ipynb #6cd21dcd
 SWEEPABLE = ("beta", "lr", "gamma", "lora_r")
@@ -270,15 +271,8 @@ def _check_grid(s: dict):
             raise SpecError(where + (f" (run {r['name']})" if r["sweep"] else "")) from None
 
 # %% ../nbs/06_experiments.ipynb #7a71e3dc
-LOSS_LABELS = {"ln_dpo": "LN-DPO", "dpo": "DPO", "mrpo": "MRPO", "mdpo": "MDPO", "geometric": "Geometric",
-               "ref_free": "no reference"}
-WEIGHTER_LABELS = {"uniform": "Uniform", "original": "Original", "vdw": "VDW", "vaw": "VAW", "swcw": "SWCW",
-                   "swcw_oh": "SWCW-OH", "tsw": "TSW"}
-ONE_HOT_WEIGHTERS = ("tsw", "swcw_oh")
-"""Weighters whose α is one-hot on every mini-batch (TSW: the sampled arm; SWCW-OH: the argmax). Under a one-hot α,
-MRPO, MDPO and the geometric mixture are one loss, LN-DPO against the chosen reference (03_losses), so such a method
-is one run whichever loss its key names: loss-free key and label (`tsw-piv5`, "TSW (PIV 5)"), trained as
-`ONE_HOT_LOSS`."""
+# the names (LOSS_LABELS, WEIGHTER_LABELS, ONE_HOT_WEIGHTERS, method_name) live in mrpo_nb.core, shared with the
+# analysis; a one-hot method (`ONE_HOT_WEIGHTERS`) is one run whichever loss its key names, trained as ONE_HOT_LOSS
 ONE_HOT_LOSS = "mrpo"
 "The loss a one-hot method's runs are configured with (any multi-reference loss gives the same losses, bit for bit)."
 METHOD_FORMS = ("methods: 'ln_dpo' (one run per reference) or 'ln_dpo-NAME'; 'dpo' / 'dpo-NAME' (summed log-probs); "
@@ -306,9 +300,9 @@ def _one_hot_methods(key: str, w: str, kw: dict, refs: list, pivs: list) -> list
     "A one-hot method (TSW, one per PIV; SWCW-OH): loss-free key and label, run under `ONE_HOT_LOSS`."
     _loss_available(ONE_HOT_LOSS, key)
     common = dict(loss=ONE_HOT_LOSS, weighter=w, references=refs, one_hot=True)
-    if w == "swcw_oh": return [dict(key="swcw-oh", label="SWCW-OH", weighter_kwargs=kw, **common)]
-    return [dict(key=f"tsw-piv{p:g}", label=f"TSW (PIV {p:g})", weighter_kwargs=dict(kw, piv=p), **common)
-            for p in pivs]
+    kws = [kw] if w == "swcw_oh" else [dict(kw, piv=p) for p in pivs]
+    return [dict(zip(("key", "label"), method_name(ONE_HOT_LOSS, w, k, refs)), weighter_kwargs=k, **common)
+            for k in kws]
 
 def _weighted_methods(key: str, base: str | None, parts: list, refs: list, opts: dict, tsw_piv) -> list[dict]:
     "A multi-reference method: `base` the loss (None for a loss-free key), `parts` the weighter's name (and PIV)."
@@ -321,8 +315,8 @@ def _weighted_methods(key: str, base: str | None, parts: list, refs: list, opts:
     if w in ONE_HOT_WEIGHTERS:
         return _one_hot_methods(key, w, kw, refs, [piv] if piv is not None else list(tsw_piv))
     _loss_available(base, key)
-    return [dict(key=f"{base}-{w.replace('_', '-')}", label=f"{LOSS_LABELS[base]} · {WEIGHTER_LABELS[w]}", loss=base,
-                 weighter=w, weighter_kwargs=kw, references=refs, one_hot=False)]
+    key_, label = method_name(base, w, kw, refs)
+    return [dict(key=key_, label=label, loss=base, weighter=w, weighter_kwargs=kw, references=refs, one_hot=False)]
 
 # %% ../nbs/06_experiments.ipynb #7a71e3dd
 def parse_method(key: str, references: list, weighter_options: dict | None = None, tsw_piv=(5,)) -> list[dict]:
@@ -334,14 +328,14 @@ def parse_method(key: str, references: list, weighter_options: dict | None = Non
     if base == "ref_free":
         if rest: raise SpecError(f"unknown method {key!r}: 'ref_free' takes no weighter. {METHOD_FORMS}")
         _loss_available("ref_free", key)
-        return [dict(key="ref_free", label="no reference", loss="ref_free", weighter="uniform", weighter_kwargs={},
-                     references=[], one_hot=False)]
+        return [dict(zip(("key", "label"), method_name("ref_free", "uniform")), loss="ref_free", weighter="uniform",
+                     weighter_kwargs={}, references=[], one_hot=False)]
     if base in ("ln_dpo", "dpo"):
         _loss_available(base, key)
         names = refs if not rest else [rest]
         if rest and rest not in refs: raise SpecError(f"method {key!r}: no reference named {rest!r} (references: "
                                                       f"{', '.join(refs)})")
-        return [dict(key=f"{base}-{n}", label=f"{LOSS_LABELS[base]} · {n}", loss=base, weighter="single",
+        return [dict(zip(("key", "label"), method_name(base, "single", {}, [n])), loss=base, weighter="single",
                      weighter_kwargs={"k": refs.index(n)}, references=[n], one_hot=True) for n in names]
     if base in ("mrpo", "mdpo", "geometric") and rest:
         return _weighted_methods(key, base, rest.split("-"), refs, opts, tsw_piv)
