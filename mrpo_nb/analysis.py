@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import optimize, special, stats
@@ -626,8 +627,9 @@ def final_accuracy(obj, split: str = "test") -> pd.DataFrame:
 
 # %% ../nbs/07_analysis.ipynb #ac9ca6d0
 def _se(x) -> float:
+    "The standard error of the mean of `x` over its non-NaN values (NaN for fewer than two)."
     x = np.asarray([v for v in x if not math.isnan(v)], dtype=float)
-    return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
+    return float(stats.sem(x)) if len(x) > 1 else float("nan")
 
 def method_summary(final: pd.DataFrame, refs: list | None = None) -> pd.DataFrame:
     """Mean, s.e. over seeds (`se`) and seed count per (sweep, method) of a `final_accuracy` table, in the figures'
@@ -813,8 +815,7 @@ def _paper_overlay(fig, sub, ds, col, shown):
 _PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
             "#eeca3b", "#17becf", "#8c564b", "#393b79", "#637939", "#843c39", "#7b4173"]
 
-def _rgba(hex_color: str, a: float) -> str:
-    h = hex_color.lstrip("#"); return f"rgba({int(h[:2], 16)},{int(h[2:4], 16)},{int(h[4:], 16)},{a})"
+def _rgba(hex_color: str, a: float) -> str: return f"rgba{(*plotly.colors.hex_to_rgb(hex_color), a)}"
 
 def _select_methods(df: pd.DataFrame, methods) -> pd.DataFrame:
     if methods is None: return df

@@ -12,6 +12,7 @@ import copy, datetime, hashlib, importlib.util, inspect, itertools, json, math, 
 import subprocess, time
 import traceback, warnings
 from contextlib import contextmanager
+from filelock import FileLock
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -406,15 +407,10 @@ class ExperimentMismatch(ValueError):
 
 @contextmanager
 def folder_lock(path):
-    """An exclusive lock on `path` (a lock file) across processes, e.g. shards on one shared filesystem; a no-op without
-    fcntl."""
+    """An exclusive lock on `path` (a lock file) across processes, e.g. shards on one shared filesystem (`filelock`,
+    which transformers and datasets already use: POSIX and Windows)."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    try: import fcntl
-    except ImportError: yield; return   # Windows: one process at a time is the user's job
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+    with FileLock(str(path)): yield
 
 def versions() -> dict:
     "Versions of Python, this package and the libraries that change results."
