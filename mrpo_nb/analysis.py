@@ -22,8 +22,8 @@ from .core import DamagedFile, read_json, ONE_HOT_WEIGHTERS, method_name
 __all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'BASELINE_VALUES_FILE', 'SCORES_FILE', 'SPLITS', 'PAPER_RESULTS',
            'PAPER_ZERO_CHANGE', 'INFLUENCE_BETAS', 'find_runs', 'read_metrics', 'RunData', 'read_run', 'Experiment',
            'load_experiment', 'shared_pairs', 'accuracy_se', 'tidy', 'read_pairs', 'write_synthetic_experiment',
-           'is_single_reference', 'final_accuracy', 'method_summary', 'untrained_accuracy', 'paper_value',
-           'paper_dataset', 'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha',
+           'is_single_reference', 'final_accuracy', 'standard_error', 'method_summary', 'untrained_accuracy',
+           'paper_value', 'paper_dataset', 'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha',
            'delta_sign_shares', 'fig_tsw', 'zero_change_shares', 'fig_sweep', 'influence_at_init',
            'fig_reference_influence', 'fig_influence_steps', 'fig_influence_corr', 'fig_drift', 'drift_table',
            'kendall_null', 'kendall_exact', 'kendall_pooled', 'table_kendall', 'table_tsw', 'mcnemar_pooled',
@@ -626,8 +626,9 @@ def final_accuracy(obj, split: str = "test") -> pd.DataFrame:
     return out
 
 # %% ../nbs/07_analysis.ipynb #ac9ca6d0
-def _se(x) -> float:
-    "The standard error of the mean of `x` over its non-NaN values (NaN for fewer than two)."
+def standard_error(x) -> float:
+    """The standard error of the mean of `x` over its non-NaN values (NaN for fewer than two): the s.e. over seeds of
+    every summary in the package (`method_summary` here, the experiment runner's results table)."""
     x = np.asarray([v for v in x if not math.isnan(v)], dtype=float)
     return float(stats.sem(x)) if len(x) > 1 else float("nan")
 
@@ -641,7 +642,7 @@ def method_summary(final: pd.DataFrame, refs: list | None = None) -> pd.DataFram
         rows.append(dict(sweep=sweep, method=method, label=first["label"], loss=first["loss"],
                          weighter=first["weighter"], references=first["references"],
                          weighter_kwargs=first["weighter_kwargs"], n=len(ok),
-                         mean=float(ok.value.mean()) if len(ok) else float("nan"), se=_se(ok.value),
+                         mean=float(ok.value.mean()) if len(ok) else float("nan"), se=standard_error(ok.value),
                          seeds=sorted(ok.seed.tolist()), left_out=len(g) - len(ok)))
     out = pd.DataFrame(rows, columns=["sweep", "method", "label", "loss", "weighter", "references", "weighter_kwargs",
                                       "n", "mean", "se", "seeds", "left_out"])
@@ -1012,7 +1013,7 @@ def fig_sweep(obj, setting: str | None = None, split: str = "test") -> go.Figure
     summ = method_summary(final, df.attrs["experiment"]["references"])
     for i, method in enumerate(dict.fromkeys(summ.method)):
         g = final[(final.method == method) & final.x.notna()]
-        s = g.dropna(subset=["value"]).groupby("x").value.agg(["mean", lambda v: _se(v.tolist()), "count"])
+        s = g.dropna(subset=["value"]).groupby("x").value.agg(["mean", lambda v: standard_error(v.tolist()), "count"])
         s = s.reset_index()
         s.columns = ["x", "mean", "se", "n"]
         fig.add_scatter(x=s.x, y=s["mean"], error_y=dict(type="data", array=s.se.tolist()), mode="lines+markers",
@@ -1385,7 +1386,7 @@ def _tau_row(method: str, against: str, weights: str, K: int, per_seed: list) ->
     if not per_seed: notes.append("no completed run yet")
     return {"method": method, "against": against, "weights": weights, "K": K, "seeds": res["seeds"],
             "tau per seed": _per_seed(per_seed, res["tau"]) if per_seed and res["tau"] else "",
-            "tau mean": res["mean"], "tau s.e.": _se(taus), "tau sum": res["sum"], "pooled p": res["p"],
+            "tau mean": res["mean"], "tau s.e.": standard_error(taus), "tau sum": res["sum"], "pooled p": res["p"],
             "p per seed": _per_seed(per_seed, res["p_seed"]) if per_seed and res["p_seed"] else "",
             "min p (1/K!)": p1, "min pooled p": res["p_min"], "note": "; ".join(notes)}
 

@@ -13,6 +13,7 @@ import subprocess, time
 import traceback, warnings
 from contextlib import contextmanager
 from filelock import FileLock
+from .analysis import accuracy_se, shared_pairs, standard_error
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -950,8 +951,7 @@ def _todo(root: Path, mine: list, retry_failed: bool, say) -> list:
 def _mean_se(xs) -> tuple[float | None, float | None, int]:
     xs = [float(x) for x in xs if _is_real(x)]
     if not xs: return None, None, 0
-    se = float(np.std(xs, ddof=1) / math.sqrt(len(xs))) if len(xs) > 1 else float("nan")
-    return float(np.mean(xs)), se, len(xs)
+    return float(np.mean(xs)), standard_error(xs), len(xs)
 
 def _read_index(root: Path) -> dict:
     """index.json, checked; a damaged one is rebuilt from experiment.json and the run folders (with a warning that
@@ -1003,7 +1003,6 @@ def results_table(root, split: str = "test", paired: bool = True) -> str:
     """`results` as a text table: method, final accuracy mean ± s.e. (over seeds, with the sampling of the test pairs
     the seeds share: `analysis.accuracy_se`), completed/total runs; below it, each failed run and its reason, and
     (`paired`) the paired comparisons against the best single reference."""
-    from mrpo_nb.analysis import accuracy_se, shared_pairs
     rows, n_pairs = results(root, split), shared_pairs(root, split)
     lab = lambda r: r["label"] + ("  [" + ", ".join(f"{k}={_fmt(v)}" for k,
                                                     v in r["sweep"].items()) + "]" if r["sweep"] else "")
