@@ -59,6 +59,7 @@ def _index(root: Path, problems: list) -> tuple[dict, list]:
         problems.append(f"{f}: {len(entries) - len(ok)} run entr(ies) without a usable name; ignored")
     return index, ok
 
+# %% ../nbs/07_analysis.ipynb #93bf85c5
 def find_runs(path, problems: list | None = None) -> list[Path]:
     """The run folders under `path`: `[path]` for a run folder, the runs of an experiment folder (index order
     first). A damaged index.json is noted in `problems` (a warning without one) and the runs found from runs/."""
@@ -151,6 +152,7 @@ def _no_result(summary: dict) -> bool:
     fin = summary.get("final")
     return not (isinstance(fin, dict) and any(v is not None for v in fin.values()))
 
+# %% ../nbs/07_analysis.ipynb #0d1fd9cd
 def read_run(run_dir, entry: dict | None = None) -> RunData:
     "Read one run folder (config, metrics, summary, error); unreadable pieces become `problems`, not exceptions."
     d, problems = Path(run_dir), []
@@ -202,6 +204,7 @@ class Experiment:
         return list(self.index.get("references") or self.references.get("names") or
                     sorted({r for run in self.runs for r in run.references}))
 
+# %% ../nbs/07_analysis.ipynb #ffcb4835
 def load_experiment(path) -> Experiment:
     "Read an experiment folder (or one run folder) into an `Experiment`; never loads a model."
     if isinstance(path, Experiment): return path
@@ -282,6 +285,7 @@ def _shared_splits(root: Path) -> dict:
     except DamagedFile: return {}
     return {k: all(s.get(k) == sp[0].get(k) for s in sp) for k in ("val", "test")} if sp else {}
 
+# %% ../nbs/07_analysis.ipynb #1a881480
 def _experiment_attrs(exp: Experiment) -> dict:
     acc = exp.references.get("accuracy") or {}
     base = {}
@@ -364,6 +368,7 @@ def _synthetic_influence(g, beta: float, n: int) -> dict:
     "The summary of `n` made-up per-pair weights σ(−z), z = β·4·N(0, 1): spread out as β grows."
     return _weight_summary(special.expit(-4 * beta * g.normal(size=n)).round(6))
 
+# %% ../nbs/07_analysis.ipynb #958b7908
 def _synthetic_log(rng, loss, weighter, kw, K, n_steps, evals: dict, infl: dict | None = None) -> list:
     """metrics.jsonl records of one synthetic run (evals: {step: that evaluation's metrics}); `infl` (its own random
     stream `rng`, `beta`, `K` references of the experiment): each step's influence summary and correlations."""
@@ -393,7 +398,6 @@ def _synthetic_log(rng, loss, weighter, kw, K, n_steps, evals: dict, infl: dict 
 
 def _grid(rng, lo, hi, n): return float(rng.integers(round(lo * n), round(hi * n) + 1)) / n
 
-
 # %% ../nbs/07_analysis.ipynb #d7af0d20
 _SYNTHETIC_METHODS = ("single", "mrpo-vaw", "mdpo-vaw", "mrpo-vdw", "mdpo-vdw", "mdpo-tsw-piv5", "mdpo-tsw-piv10",
                       "ref_free")
@@ -419,6 +423,7 @@ def _synthetic_evals(accs: dict, infl: dict | None, seed: int, n_steps: int) -> 
         out[t] = ev
     return out
 
+# %% ../nbs/07_analysis.ipynb #bae2f9f8
 def _write_synthetic_run(root: Path, rng, entry: dict, kw: dict, baseline: dict, n_steps: int, eval_steps: list,
                          n_eval: int, pairs: dict | None = None, infl: dict | None = None) -> dict:
     """Write one synthetic run folder (config, metrics, summary and, given `pairs` = dict(rng, latent, ids, initial),
@@ -448,7 +453,6 @@ def _write_synthetic_run(root: Path, rng, entry: dict, kw: dict, baseline: dict,
                  for k, a in zip(("val", "test"), accs[n_steps])}
         write_json(d / PAIRS_FILE, dict(final=final, initial=pairs["initial"]))
     return acc(n_steps)
-
 
 # %% ../nbs/07_analysis.ipynb #655e61c4
 def _synthetic_pairs(seeds, n_eval: int, baseline: dict, rng_seed: int) -> dict:
@@ -485,6 +489,7 @@ def _synthetic_values(pairs: dict, refs: list, rng_seed: int) -> tuple:
                          ("lengths_chosen", kc), ("lengths_rejected", kr)): cols[f].append(x)
     return values, {f: (sum(x, []) if f == "ids" else np.concatenate(x)) for f, x in cols.items()}
 
+# %% ../nbs/07_analysis.ipynb #ee688d9d
 def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), seeds=(0, 1, 2), n_steps: int = 12,
                                eval_every: int = 4, methods=_SYNTHETIC_METHODS, sweep: dict | None = None,
                                odd: bool = False, rng_seed: int = 0, n_eval: int = 200,
@@ -697,6 +702,7 @@ def paper_value(dataset: str, loss: str, weighter: str, weighter_kwargs: dict | 
         if r["dataset"] == dataset and r["weighter"] == w and same_loss and same_piv: return r
     return None
 
+# %% ../nbs/07_analysis.ipynb #faa60d7b
 def paper_dataset(obj) -> str | None:
     "'saferlhf' or 'ultrafeedback' when the experiment is one of the paper's presets (judged from its name and spec)."
     df = _as_table(obj)
@@ -747,6 +753,7 @@ def _facets(summ: pd.DataFrame) -> list: return sorted(summ.sweep.unique().tolis
 # %% ../nbs/07_analysis.ipynb #719cb5f7
 _HOVER_MEAN = "%{x}<br>mean %{y:.4f} ± %{customdata[1]:.4f} (n = %{customdata[0]})<extra></extra>"
 
+# %% ../nbs/07_analysis.ipynb #14b7286b
 def fig_final_accuracy(obj, split: str = "test", paper: str | bool | None = None, untrained: bool = True) -> go.Figure:
     """Figure 1: final `split` accuracy per method, mean ± s.e. (over seeds, with the shared test pairs' sampling
     where the seeds share them: `method_summary`'s `se_total`); untrained policy as a line; paper overlay."""
@@ -942,6 +949,7 @@ def delta_sign_shares(obj) -> pd.DataFrame:
                             for k, s in (("negative", -1), ("zero", 0), ("positive", 1))}))
     return pd.DataFrame(rows, columns=["sweep", "method", "label", "batches", "negative", "zero", "positive"])
 
+# %% ../nbs/07_analysis.ipynb #0abbdbf5
 def fig_tsw(obj, seed: int | None = None, cols: int = 3) -> go.Figure:
     "Figure 4: TSW's μ per reference over mini-batches, and the shares of negative/zero/positive val-accuracy changes."
     df = _as_table(obj)
@@ -1088,6 +1096,7 @@ def _init_margins(info: dict, split: str, normalised: bool, notes: list) -> tupl
     if not ok.all(): notes.append(f"{int((~ok).sum())} pair(s) with a non-finite value (not scored); left out")
     return refs, dth[ok], delta[ok]
 
+# %% ../nbs/07_analysis.ipynb #d3106683
 def influence_at_init(obj, betas=INFLUENCE_BETAS, split: str = "test", normalised: bool = True) -> pd.DataFrame:
     """How much the reference changes each pair's gradient weight σ(−z) at initialisation, per β: one row per
     (β, quantity, reference) summarising a per-pair quantity over `split`'s pairs (mean, sd, min, q10, q50, q90,
@@ -1107,7 +1116,6 @@ def influence_at_init(obj, betas=INFLUENCE_BETAS, split: str = "test", normalise
     out.attrs["notes"] = notes
     return out
 
-
 # %% ../nbs/07_analysis.ipynb #0489e51d
 def _band(fig, x, lo, hi, mid, name: str, color: str, row: int, col: int, group: str, showlegend: bool,
           band_name: str | None = None, dash: str | None = None):
@@ -1123,6 +1131,7 @@ def _band(fig, x, lo, hi, mid, name: str, color: str, row: int, col: int, group:
 def _trained_betas(info: dict) -> list:
     return sorted({r["beta"] for r in info["runs"] if isinstance(r.get("beta"), float) and math.isfinite(r["beta"])})
 
+# %% ../nbs/07_analysis.ipynb #eef5fac6
 def fig_reference_influence(obj, betas=INFLUENCE_BETAS, split: str = "test", normalised: bool = True) -> go.Figure:
     """"How much does the reference matter?": at initialisation, σ(−z) per pair under each reference against β
     (mean, q10–q90), and how much the references disagree per pair (s.d. across references, mean range)."""
@@ -1153,7 +1162,6 @@ def fig_reference_influence(obj, betas=INFLUENCE_BETAS, split: str = "test", nor
                             "pairs)", height=460, legend_title_text="reference / spread",
                       meta=dict(notes=t.attrs["notes"]))
     return fig
-
 
 # %% ../nbs/07_analysis.ipynb #a4ed4afb
 def _logged_methods(df: pd.DataFrame, metric: str) -> list:
@@ -1191,6 +1199,7 @@ def fig_influence_steps(obj, seed: int | None = None, methods=None, cols: int = 
                       height=280 * rows + 130, legend_title_text="weights")
     return fig
 
+# %% ../nbs/07_analysis.ipynb #f0c2ecf1
 def fig_influence_corr(obj, seed: int | None = None, methods=None, cols: int = 3) -> go.Figure:
     """Each step's correlation (over the batch) between the run's per-pair weights and each single reference's
     (the logged `influence_corr`), one panel per method, one line per reference (mean over seeds, or `seed`)."""
@@ -1209,7 +1218,6 @@ def fig_influence_corr(obj, seed: int | None = None, methods=None, cols: int = 3
     fig.update_layout(title="Correlation of each batch's weights with each single reference's weights",
                       height=280 * rows + 130, legend_title_text="reference")
     return fig
-
 
 # %% ../nbs/07_analysis.ipynb #bd29682c
 def fig_drift(obj, split: str = "test", seed: int | None = None, methods=None, cols: int = 3) -> go.Figure:
@@ -1284,6 +1292,7 @@ def _check_pair(x, y) -> tuple:
         raise ValueError(f"K = {len(x)}: the exact null is enumerated for K <= {_MAX_K_EXACT} only")
     return x, y
 
+# %% ../nbs/07_analysis.ipynb #f2127d06
 def kendall_null(x, y) -> tuple:
     """(support, probabilities) of the exact null distribution of τ-b between `x` and `y`: every ordering of `y`
     against `x` equally likely, the ties of both kept. Cached by tie pattern (5,040 orderings for K = 7)."""
@@ -1322,6 +1331,7 @@ def _convolve(dists: list) -> tuple:
         v, p = _lattice((v[:, None] + sv[None, :]).ravel(), (p[:, None] * sp[None, :]).ravel())
     return v, p
 
+# %% ../nbs/07_analysis.ipynb #8d703a57
 def kendall_pooled(pairs_per_seed) -> dict:
     """Pooled exact one-sided test of τ > 0 over seeds `[(x_s, y_s)]`: T = Σ τ_s, whose null is the convolution of
     the per-seed exact nulls; p = P(T >= t). Also τ and p per seed, and p_min (the smallest p reachable). Seeds with
@@ -1565,6 +1575,7 @@ def _pair_stats(al: dict, confidence: float, n_boot: int, rng) -> dict:
             "_effect": mc["difference"], "_p": mc["p"],
             "_detectable": det, "_floor": det == mcnemar_detectable(mc["n"], 0.0, alpha)}
 
+# %% ../nbs/07_analysis.ipynb #5008d201
 def _compare(mine: pd.Series, other: pd.Series, mine_p: dict, other_p: dict, confidence: float, n_boot: int,
              rng) -> dict:
     "One row: the per-seed t-interval, the per-pair statistics where both runs' pairs exist, the detectable size."

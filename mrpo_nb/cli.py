@@ -51,6 +51,7 @@ def _shard_arg(v: str) -> str:
     except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
     return v
 
+# %% ../nbs/09_cli.ipynb #72dfe8bd
 def _one_line(e: BaseException) -> str:
     "An exception as one line: an OSError names its file; others their message's first line (or their type)."
     if isinstance(e, OSError) and e.filename is not None and e.strerror:
@@ -106,6 +107,7 @@ def score_main(data: str = "builtin", refs: str = "smollm2,gemma3-270m", cache_d
         if out: print("saved", table.save(out))
     return table
 
+# %% ../nbs/09_cli.ipynb #84733aee
 def score_parser(parser=None):
     "The `mrpo score` arguments (on `parser`, e.g. a subcommand parser, or a new one)."
     p = parser or _Parser(prog="mrpo score",
@@ -165,6 +167,7 @@ def run_main(experiment: str, out: str | None = None, seeds=None, methods=None, 
         return 1
     return 0
 
+# %% ../nbs/09_cli.ipynb #ad002cdc
 def report_main(experiment_dir: str, out: str | None = None, print_fn=print) -> Path:
     "`mrpo report`: write the experiment's HTML report (`mrpo_nb.report.write_report`)."
     if not (Path(experiment_dir) / "index.json").is_file():

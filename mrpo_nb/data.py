@@ -93,6 +93,7 @@ def _short(v: Any, n: int = 40) -> str:
 
 _ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "system": "system"}
 
+# %% ../nbs/00_data.ipynb #c3ceb57e
 def _messages(v: Any, key: str, where: str) -> list[dict]:
     "Validate a list of chat messages ({role, content}); roles are normalised to system / user / assistant."
     if not isinstance(v, list):
@@ -301,6 +302,7 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[str, Any]]:
             except json.JSONDecodeError as e:
                 yield where, RowError(UNDECODABLE, f"{where}: broken JSON ({e.msg} at column {e.colno})")
 
+# %% ../nbs/00_data.ipynb #5a622e64
 def _read_file(path: Path) -> Iterator[tuple[str, Any]]:
     suf = _suffix(path)
     if suf == ".parquet":
@@ -441,6 +443,7 @@ def _check_load_args(name_or_path, split, kind, chosen_by, source, strict, retur
     _canonical_kind(kind); _check_text("chosen_by", chosen_by, False, ("better", "safer"))
     _check_flag("strict", strict); _check_flag("return_report", return_report)
 
+# %% ../nbs/00_data.ipynb #9efac3d5
 def load_preferences(name_or_path, split: str | None = None, kind: str | None = None, *, chosen_by: str = "better",
                      source: str | None = None, strict: bool = False, return_report: bool = False,
                      config: str | None = None, data_dir: str | None = None, revision: str | None = None):
@@ -572,6 +575,7 @@ def _rows_of(ds) -> list[dict]:
 
 LENGTH_KEYS = ("prompt", "chosen", "rejected", "prompt_chosen", "prompt_rejected")
 
+# %% ../nbs/00_data.ipynb #39151fcf
 def pair_lengths(ds, tokenizers) -> dict:
     """Worst-case token lengths over `tokenizers` (arrays keyed by `LENGTH_KEYS`), per-tokenizer lengths and template
     errors."""

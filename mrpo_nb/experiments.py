@@ -103,6 +103,7 @@ _TRAIN_RULES = dict(beta=_POS, lr=_POS, gamma=_REAL, batch_size=_INT1, micro_bat
 _OTHER_RULES = {"scoring.token_budget": _INT1, "scoring.cache_dir": _opt(_TEXT), "estimate.pair_tokens": _opt(_INT1),
                "estimate.reply_tokens": _opt(_INT1)}
 
+# %% ../nbs/06_experiments.ipynb #f64c914b
 def _distinct(path: str, vals: list, name):
     "Sweep values must differ as numbers and in the run names they give (`name(v)`)."
     for a, b in itertools.combinations(vals, 2):
@@ -145,6 +146,7 @@ def _check_train(train: dict):
             _distinct(f"train.{k}", v, lambda x: f"{k}={_fmt(x)}")
         elif k in _TRAIN_RULES: _need(f"train.{k}", v, *_TRAIN_RULES[k])
 
+# %% ../nbs/06_experiments.ipynb #43655dd2
 def _check_data(d: dict):
     for k, rule in _DATA_RULES.items(): _need(f"data.{k}", d[k], *rule)
     for k in ("train", "val", "test"):
@@ -230,6 +232,7 @@ def _check_options(s: dict):
     _need("weighter_options", wo, lambda v: isinstance(v, dict), "a table of weighter name = table of options")
     for w, o in wo.items(): _need(f"weighter_options.{w}", o, lambda v: isinstance(v, dict), "a table of options")
 
+# %% ../nbs/06_experiments.ipynb #c3e30dc5
 def _check_grid(s: dict):
     """The methods, their options, and every run of the grid as a `TrainConfig` (its own checks, re-raised with the
     setting's path); an empty grid is an error."""
@@ -306,6 +309,7 @@ def _one_hot_methods(key: str, w: str, kw: dict, refs: list, pivs: list) -> list
     return [dict(zip(("key", "label"), method_name(ONE_HOT_LOSS, w, k, refs)), weighter_kwargs=k, **common)
             for k in kws]
 
+# %% ../nbs/06_experiments.ipynb #a082a7e3
 def _weighted_methods(key: str, base: str | None, parts: list, refs: list, opts: dict, tsw_piv) -> list[dict]:
     "A multi-reference method: `base` the loss (None for a loss-free key), `parts` the weighter's name (and PIV)."
     piv, parts = _piv_of(key, parts)
@@ -350,6 +354,7 @@ def _loss_named(key: str) -> str | None:
     base = key.strip().partition("-")[0]
     return base if base in ("mrpo", "mdpo", "geometric") else None
 
+# %% ../nbs/06_experiments.ipynb #75472f6b
 def _expand(spec: dict) -> tuple[list[dict], list[str]]:
     """The expanded methods, and a note for each listed key that repeats a one-hot method an earlier key gave under
     another loss's name (e.g. 'mdpo-tsw' after 'mrpo-tsw')."""
@@ -441,6 +446,7 @@ def _replaceable(out: Path, old: dict) -> bool:
     runs = out / "runs"
     return not (runs.is_dir() and any(run_status(d)["status"] == "completed" for d in runs.iterdir() if d.is_dir()))
 
+# %% ../nbs/06_experiments.ipynb #72b75565
 def _read_experiment(f: Path) -> dict | None:
     "experiment.json, checked (None when missing); `DamagedFile` naming it when it does not read back."
     old = read_json(f, None)
@@ -479,6 +485,7 @@ def open_experiment(spec: dict, out_dir, print_fn=print) -> Path:
         raise OSError(f"{e.filename or out}: cannot create the experiment folder ({e.strerror or e})") from None
     return out
 
+# %% ../nbs/06_experiments.ipynb #9df3b1fc
 def _data_stage(out: Path, h: str, state: str, error: str | None = None):
     "Record in experiment.json whether the data stage (data, scores, untrained policy) of experiment `h` finished."
     f = out / "experiment.json"
@@ -556,6 +563,7 @@ def _pool_record(pool) -> dict:
     from mrpo_nb.scoring import canonical_rows, data_fingerprint
     return dict(ids=[str(i) for i in pool["id"]], fingerprint=data_fingerprint(canonical_rows(pool)))
 
+# %% ../nbs/06_experiments.ipynb #e07848ca
 def _read_pool_record(f: Path, say) -> dict | None:
     "data/pool.json (None when missing, or damaged: then said, and the deterministic filter rebuilds it)."
     try:
@@ -584,6 +592,7 @@ def _read_splits(out: Path, seeds, ids: set, say) -> dict | None:
         splits[sd] = sp
     return splits
 
+# %% ../nbs/06_experiments.ipynb #d068f9c2
 def prepare_data(s: dict, out: Path, clock, say=print, keep: dict | None = None):
     """Data, filter report and splits (written once; later calls read them back and check the data did not change;
     a damaged pool or split file is said and rebuilt)."""
@@ -619,6 +628,7 @@ def prepare_data(s: dict, out: Path, clock, say=print, keep: dict | None = None)
         for sd, sp in splits.items(): write_json(out / "data" / "splits" / f"seed_{sd}.json", sp)
     return pool, splits
 
+# %% ../nbs/06_experiments.ipynb #73132dc9
 def split_datasets(pool, ids: dict) -> dict:
     "`{split: ids}` -> `{split: Dataset}` (rows of `pool` in the order of the ids)."
     pos = {str(i): k for k, i in enumerate(pool["id"])}
@@ -644,6 +654,7 @@ def _reference_accuracies(table, splits: dict) -> dict:
     for n, a in acc.items(): out[n].update({k: float(np.mean(v)) for k, v in a.items()})
     return out
 
+# %% ../nbs/06_experiments.ipynb #e15b060a
 def score_experiment(s: dict, out: Path, pool, splits: dict, clock, progress=True, say=print, cache_dir=None,
                      models: dict | None = None):
     "One scoring pass of every reference over only the pairs some split uses; each reference's own val/test accuracy."
@@ -672,6 +683,7 @@ def score_experiment(s: dict, out: Path, pool, splits: dict, clock, progress=Tru
 
 BASELINE_FILES = ("baseline.json", "baseline_pairs.json", "baseline_values.json")
 
+# %% ../nbs/06_experiments.ipynb #c065b752
 def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None, say=print) -> dict:
     """The untrained policy's preference accuracy on val and test, once per seed (once in all when val/test do not
     change with the seed): baseline.json; each pair's margin Δθ (baseline_pairs.json) and summed log-probs and
@@ -706,6 +718,7 @@ def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None
         write_json(f, old)
     return old
 
+# %% ../nbs/06_experiments.ipynb #e89a1822
 def _load_policy(spec: str, load_in_4bit: bool = False):
     "The untrained policy on this process's device (training's `process_device`), in 4-bit NF4 when the run trains so."
     from mrpo_nb.models import load_model
@@ -762,6 +775,7 @@ def index_entry(run: dict, root) -> dict:
                              "sweep", "one_hot")}
     return dict(e, **run_status(Path(root) / "runs" / run["name"], run["config"].get("eval_splits")))
 
+# %% ../nbs/06_experiments.ipynb #c663d9c6
 def write_index(spec: dict, root) -> dict:
     """Rebuild index.json from the grid and every run folder's status (under the folder lock, so shards never lose
     entries)."""
@@ -794,6 +808,7 @@ class ExperimentResult:
                 f"{len(self.ran)}, skipped {len(self.skipped)} completed, {len(self.failed)} failed "
                 f"{self.failed or ''})")
 
+# %% ../nbs/06_experiments.ipynb #bc391ace
 def _train_one(run, s, root, pool, ids, table, base, fingerprint, progress, hook, main=True, initial=None) -> str:
     """Train one run into its folder; only the `main` process writes the folder's files (every process trains).
     `base`: the loaded policy, or None to let training load it (e.g. quantised to NF4): on one process every run
@@ -827,6 +842,7 @@ def _train_one(run, s, root, pool, ids, table, base, fingerprint, progress, hook
         write_json(rd / "status.json", dict(status=status, error=err))
     return status
 
+# %% ../nbs/06_experiments.ipynb #c8ed09d3
 def _check_nf4(s: dict):
     """`train.load_in_4bit` needs a CUDA GPU and bitsandbytes: refused at the door (before any work) where they are
     missing, never trained unquantised in silence."""
@@ -861,6 +877,7 @@ def _same_todo(todo: list, mine: list, state) -> list:
     names = set(broadcast_object_list([[r["name"] for r in todo]])[0])
     return [r for r in mine if r["name"] in names]
 
+# %% ../nbs/06_experiments.ipynb #dfc7427a
 def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True, print_fn=print, cache_dir=None,
                    hook=None, retry_failed: bool = True, prepare_only: bool = False, only=None) -> ExperimentResult:
     """Run an experiment (a spec, preset name or file) into `out_dir`: data -> filter report -> splits -> one scoring
@@ -937,6 +954,7 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
     _barrier(state)
     return res
 
+# %% ../nbs/06_experiments.ipynb #304ffc91
 def _todo(root: Path, mine: list, retry_failed: bool, say) -> list:
     "The runs of `mine` to train now: not completed (and not failed, unless `retry_failed`); a retried error is said."
     todo = []
@@ -978,6 +996,7 @@ def _read_baseline(root: Path) -> dict:
         warnings.warn(f"{e}: the untrained policy is left out (run again to rebuild it)"); base = {}
     return {k: v for k, v in base.items() if isinstance(v, dict)}
 
+# %% ../nbs/06_experiments.ipynb #2def7870
 def results(root, split: str = "test") -> list[dict]:
     """Final accuracy per method (and sweep values): mean and standard error over seeds, the untrained policy first;
     `errors` lists each failed run's name and reason."""
@@ -999,6 +1018,7 @@ def results(root, split: str = "test") -> list[dict]:
                          runs=g["runs"], failed=g["failed"], errors=g["errors"]))
     return rows
 
+# %% ../nbs/06_experiments.ipynb #d36e957e
 def results_table(root, split: str = "test", paired: bool = True) -> str:
     """`results` as a text table: method, final accuracy mean ± s.e. (over seeds, with the sampling of the test pairs
     the seeds share: `analysis.accuracy_se`), completed/total runs; below it, each failed run and its reason, and
@@ -1038,6 +1058,7 @@ def paired_lines(root, split: str = "test") -> list[str]:
                 f"{'bootstrap 95% CI':>20}{'McNemar p':>11}{'detectable':>12}   reading"] + _paired_rows(g, w)
     return out + _influence_lines(root, split)
 
+# %% ../nbs/06_experiments.ipynb #3153139f
 def _paired_rows(t, w: int) -> list[str]:
     out = []
     for _, r in t.iterrows():
@@ -1090,6 +1111,7 @@ def _paper(name, source, batch, seeds, subsample, tokens):
                 methods=["ln_dpo"] + ALL_MULTI + ["ref_free"], weighter_options={"tsw": {"subsample": subsample}},
                 tsw_piv=[5, 10], seeds=list(range(seeds)), estimate=dict(pair_tokens=tokens))
 
+# %% ../nbs/06_experiments.ipynb #7a6a0e2f
 PRESETS = {
     "demo": dict(
         name="demo",
@@ -1131,6 +1153,7 @@ PRESETS = {
 }
 "Experiments shipped with the package (`mrpo run NAME`); each is plain data, as an experiment file would be."
 
+# %% ../nbs/06_experiments.ipynb #05d57d63
 def load_experiment_spec(source) -> dict:
     "An experiment from a preset name, a TOML or JSON file, or a dict; checked and with its defaults filled in."
     if isinstance(source, dict): return normalize_spec(source)
@@ -1169,6 +1192,7 @@ def override(spec: dict, **changes) -> dict:
         s["weighter_options"] = {w: o for w, o in s["weighter_options"].items() if w in used}
     return normalize_spec(s)
 
+# %% ../nbs/06_experiments.ipynb #729de322
 def substitute_models(spec: dict, mapping: dict) -> dict:
     "A copy of `spec` with model specs replaced (`{old: new}`), e.g. hub ids by tiny models for a test."
     s = copy.deepcopy(load_experiment_spec(spec))
@@ -1215,6 +1239,7 @@ def _flops(split, tokens: float, reply: float, per: int) -> float:
     "FLOPs for `tokens` tokens of which `reply` are reply tokens, at `per` FLOPs per parameter (2 forward, 4 train)."
     return per * (split[0] * tokens + split[1] * reply)
 
+# %% ../nbs/06_experiments.ipynb #ddfbd758
 N_LAYERS = {"smollm2": 30, "gemma3-270m": 18, "qwen2.5-coder-0.5b": 24, "Qwen/Qwen2.5-0.5B-Instruct": 24}
 "Decoder layers of the models a preset trains, for `plan`'s cost of LoRA on the top `lora_layers` only."
 
@@ -1235,6 +1260,7 @@ def _plan_seconds(s: dict, pairs: int, eval_pairs: float, train_pairs: float, to
                 training=_flops(pol, train_pairs * tok, train_pairs * rep, _train_per(s)) / rate["train"],
                 evaluation=fwd(pol, eval_pairs))
 
+# %% ../nbs/06_experiments.ipynb #a80a3e55
 def plan(spec, device: str = "cpu") -> dict:
     "What an experiment will do, before doing it: runs, pairs and tokens to score and to train, and a rough time."
     from mrpo_nb.training import eval_steps as _eval_steps
@@ -1271,6 +1297,7 @@ def _plan_notes(s: dict, runs: list) -> list[str]:
                                f"geometric = LN-DPO against the chosen reference); each runs once (trained as "
                                f"{LOSS_LABELS[ONE_HOT_LOSS]})"] if one_hot else [])
 
+# %% ../nbs/06_experiments.ipynb #c17b7378
 def format_plan(p: dict, max_names: int = 12) -> str:
     "A plan as text."
     h = lambda x: f"{x / 3600:.1f} h" if x >= 3600 else (f"{x / 60:.1f} min" if x >= 60 else f"{x:.0f} s")

