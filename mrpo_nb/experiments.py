@@ -124,8 +124,8 @@ def _check_references(refs) -> dict:
     if not isinstance(refs, dict) or not refs:
         raise SpecError("references must be a non-empty table of name = model spec (or a list of specs)")
     for name, s in refs.items():
-        if not isinstance(s,
-                          str): raise SpecError(f"reference {name!r}: the model spec must be a string, not {s!r:.60}")
+        if not isinstance(s, str):
+            raise SpecError(f"reference {name!r}: the model spec must be a string, not {s!r:.60}")
         try: parse_spec(s)
         except ValueError as e: raise SpecError(f"reference {name!r} does not resolve: "
                                                 f"{str(e).splitlines()[0]}") from None
