@@ -8,17 +8,31 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/experiments.html.md"""
 
 # %% ../nbs/06_experiments.ipynb #6212b9de
 from __future__ import annotations
-import copy, datetime, hashlib, importlib.util, inspect, itertools, json, math, numbers, os, platform, re, shutil
-import subprocess, time
-import traceback, warnings
+import copy, datetime, hashlib, importlib.metadata as md, importlib.util, inspect, itertools, json, math, numbers, os
+import platform, re, shutil, subprocess, time, tomllib, traceback, warnings
 from contextlib import contextmanager
-from filelock import FileLock
-from .analysis import accuracy_se, shared_pairs, standard_error
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
+
 import numpy as np
+import torch
+from accelerate.utils import broadcast_object_list
+from filelock import FileLock
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer
+
+import mrpo_nb
+from . import analysis
+from .analysis import accuracy_se, shared_pairs, standard_error
+from .builtin import load_data
 from .core import (DamagedFile, atomic_write, plain, read_json, write_json, LOSS_LABELS, WEIGHTER_LABELS,
                           ONE_HOT_WEIGHTERS, method_name)
+from .data import filter_pairs, split_pairs
+from .models import convert_models, load_model, parse_spec, template_source
+from .scoring import ScoreTable, canonical_rows, data_fingerprint, process_state, reference_accuracy, score_references
+from .training import (LOSS_KINDS, TrainConfig, encode_pairs, eval_steps as _eval_steps, policy_margins,
+                              policy_values, preference_accuracy, process_device, train)
+from .weighters import WEIGHTERS, make_weighter
 
 # %% auto #0
 __all__ = ['SWEEPABLE', 'GRID_FIELDS', 'DEFAULT_SPEC', 'ONE_HOT_LOSS', 'METHOD_FORMS', 'BASELINE_FILES', 'STATUSES',
@@ -114,12 +128,9 @@ def _distinct(path: str, vals: list, name):
 
 # %% ../nbs/06_experiments.ipynb #f882f289
 def _train_fields() -> dict:
-    from dataclasses import fields as dc_fields
-    from mrpo_nb.training import TrainConfig
     return {f.name: f for f in dc_fields(TrainConfig)}
 
 def _check_references(refs) -> dict:
-    from mrpo_nb.models import parse_spec
     if isinstance(refs, (list, tuple)): refs = {str(s): s for s in refs}
     if not isinstance(refs, dict) or not refs:
         raise SpecError("references must be a non-empty table of name = model spec (or a list of specs)")
@@ -167,7 +178,6 @@ def normalize_spec(spec: dict) -> dict:
     if not isinstance(s["name"], str) or not s["name"].strip(): raise SpecError("name must be a non-empty string")
     _need("description", s["description"], lambda v: isinstance(v, str), "a string")
     s["references"] = _check_references(s["references"])
-    from mrpo_nb.models import parse_spec
     _need("policy", s["policy"], *_TEXT)
     try: parse_spec(s["policy"])
     except ValueError as e: raise SpecError(f"policy {s['policy']!r} does not resolve: "
@@ -217,7 +227,6 @@ def _grid(s: dict) -> list[dict]:
 # %% ../nbs/06_experiments.ipynb #5c4e1a07
 def _weighter_options(w: str) -> list[str]:
     "The options weighter `w` takes from an experiment (`weighter_options.w`): its constructor's, less the grid's."
-    from mrpo_nb.weighters import WEIGHTERS
     params = inspect.signature(WEIGHTERS[w].__init__).parameters
     return [p for p in params if p not in ("self", "n_refs", "seed", "val_margins", "piv", "k")]
 
@@ -236,7 +245,6 @@ def _check_options(s: dict):
 def _check_grid(s: dict):
     """The methods, their options, and every run of the grid as a `TrainConfig` (its own checks, re-raised with the
     setting's path); an empty grid is an error."""
-    from mrpo_nb.training import TrainConfig
     _check_options(s)
     methods = expand_methods(s)
     in_use = sorted({m["weighter"] for m in methods if m["loss"] not in ("ln_dpo", "dpo", "ref_free")})
@@ -248,7 +256,6 @@ def _check_grid(s: dict):
             if k not in allowed: raise SpecError(f"weighter_options.{w}: unknown option {k!r} ({w} takes "
                                                  f"{', '.join(allowed) or 'no options'}"
                                                  + ("; its PIVs come from tsw_piv" if k == "piv" else "") + ")")
-    from mrpo_nb.weighters import WEIGHTERS, make_weighter
     for m in methods:   # every weighter with its options, built once here so that a bad option fails before any work
         if m["weighter"] == "single" or m["loss"] == "ref_free": continue
         kw, k = dict(m["weighter_kwargs"]), len(s["references"])
@@ -287,7 +294,6 @@ METHOD_FORMS = ("methods: 'ln_dpo' (one run per reference) or 'ln_dpo-NAME'; 'dp
                 "'LOSS-tsw-pivN', 'LOSS-swcw-oh' mean the same run); 'ref_free' (no reference)")
 
 def _loss_available(loss: str, key: str):
-    from mrpo_nb.training import LOSS_KINDS
     if loss not in LOSS_KINDS:
         raise SpecError(f"method {key!r}: loss {loss!r} is not available in this mrpo_nb.training (it has "
                         f"{', '.join(LOSS_KINDS)})")
@@ -420,7 +426,6 @@ def folder_lock(path):
 
 def versions() -> dict:
     "Versions of Python, this package and the libraries that change results."
-    import importlib.metadata as md
     out = {"python": platform.python_version(), "platform": platform.platform()}
     for p in ("mrpo_nb", "torch", "transformers", "peft", "accelerate", "datasets", "safetensors", "numpy", "gguf"):
         try: out[p] = md.version(p)
@@ -430,7 +435,6 @@ def versions() -> dict:
 def git_commit(folder=None) -> str | None:
     "The git commit of the package's checkout (None when it is not a git checkout or git is missing)."
     if folder is None:
-        import mrpo_nb
         folder = Path(mrpo_nb.__file__).resolve().parent
     try:
         r = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -499,7 +503,6 @@ def _data_stage(out: Path, h: str, state: str, error: str | None = None):
 # %% ../nbs/06_experiments.ipynb #52069bb4
 def load_pool(spec: dict):
     "The experiment's data set before filtering (`data.source`, `split`, `kind`, `chosen_by`, `limit`)."
-    from mrpo_nb.builtin import load_data
     d = normalize_spec(spec)["data"]
     kw = {k: d[k] for k in ("kind",) if d[k] is not None}
     if not str(d["source"]).lower().startswith("builtin"): kw["chosen_by"] = d["chosen_by"]
@@ -508,7 +511,6 @@ def load_pool(spec: dict):
 def make_splits(pool, sizes: dict, seeds, resample: str = "all", eval_seed: int = 0) -> dict[int, dict[str, list[str]]]:
     """Pair ids of train/val/test for each seed. `resample="all"`: each seed permutes the whole pool (the paper);
     `"train"`: val and test are drawn once (with `eval_seed`) and each seed draws its training pairs from the rest."""
-    from mrpo_nb.data import split_pairs
     ids = lambda ds: [str(i) for i in ds["id"]]
     out = {}
     if resample == "all":
@@ -534,10 +536,8 @@ def _tokenizer_of(spec: str, keep: dict | None = None):
     """(tokenizer, Jinja chat template) of a model spec. A hub model's or a local folder's tokenizer is read alone,
     without the weights; other models (tiny, wheel, GGUF) load (and convert) once, and are kept in `keep` (on a
     CPU-only machine) for the scoring stage to reuse."""
-    from mrpo_nb.models import parse_spec, load_model
     kind, d = parse_spec(spec)
     if kind in ("hub", "local"):
-        from transformers import AutoTokenizer
         src, kw = (d["repo"], dict(revision=d["revision"])) if kind == "hub" else (str(d["path"]), {})
         try: tok = AutoTokenizer.from_pretrained(src, **kw)
         except Exception as e: raise OSError(f"cannot load the tokenizer of {spec!r}: "
@@ -547,7 +547,6 @@ def _tokenizer_of(spec: str, keep: dict | None = None):
         lm = load_model(spec, device="cpu")
         tok, template = lm.tokenizer, lm.template
         if keep is not None and not __import__("torch").cuda.is_available(): keep[spec] = lm
-    from mrpo_nb.models import template_source
     return tok, template_source(tok, template)
 
 class _Clock:
@@ -560,7 +559,6 @@ class _Clock:
         finally: self.t[stage] = self.t.get(stage, 0.0) + time.perf_counter() - t0
 
 def _pool_record(pool) -> dict:
-    from mrpo_nb.scoring import canonical_rows, data_fingerprint
     return dict(ids=[str(i) for i in pool["id"]], fingerprint=data_fingerprint(canonical_rows(pool)))
 
 # %% ../nbs/06_experiments.ipynb #e07848ca
@@ -596,8 +594,6 @@ def _read_splits(out: Path, seeds, ids: set, say) -> dict | None:
 def prepare_data(s: dict, out: Path, clock, say=print, keep: dict | None = None):
     """Data, filter report and splits (written once; later calls read them back and check the data did not change;
     a damaged pool or split file is said and rebuilt)."""
-    from mrpo_nb.data import filter_pairs
-    from mrpo_nb.models import convert_models
     pool_file = out / "data" / "pool.json"
     with clock("data"): raw = load_pool(s)
     rec = _read_pool_record(pool_file, say)
@@ -644,7 +640,6 @@ def default_cache_dir() -> Path:
 def _reference_accuracies(table, splits: dict) -> dict:
     """Each reference's own accuracy: `seed_S/val`, `seed_S/test` for every seed (the pairs that seed evaluates on),
     and `val`, `test` averaged over the seeds."""
-    from mrpo_nb.scoring import reference_accuracy
     acc, out = {}, {}
     for sd, sp in splits.items():
         for n, v in reference_accuracy(table, {k: sp[k] for k in ("val", "test") if sp[k]}).items():
@@ -658,7 +653,6 @@ def _reference_accuracies(table, splits: dict) -> dict:
 def score_experiment(s: dict, out: Path, pool, splits: dict, clock, progress=True, say=print, cache_dir=None,
                      models: dict | None = None):
     "One scoring pass of every reference over only the pairs some split uses; each reference's own val/test accuracy."
-    from mrpo_nb.scoring import ScoreTable, score_references
     f = out / "scores.safetensors"
     needed = sorted({i for sp in splits.values() for v in sp.values() for i in v})
     names = list(s["references"])
@@ -695,7 +689,6 @@ def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None
     old = {k: v for k, v in old.items() if ok(v)}
     have = all((out / n).exists() for n in BASELINE_FILES[1:])
     if have and all(f"seed_{sd}" in old for sd in s["seeds"]): return old
-    from mrpo_nb.training import encode_pairs, policy_values, preference_accuracy, policy_margins
     with clock("baseline"):
         lm = policy if policy is not None else _load_policy(s["policy"], bool(s["train"].get("load_in_4bit")))
         bs = int(s["train"].get("eval_batch_size", 32))
@@ -721,14 +714,11 @@ def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None
 # %% ../nbs/06_experiments.ipynb #e89a1822
 def _load_policy(spec: str, load_in_4bit: bool = False):
     "The untrained policy on this process's device (training's `process_device`), in 4-bit NF4 when the run trains so."
-    from mrpo_nb.models import load_model
-    from mrpo_nb.training import process_device
     return load_model(spec, device=process_device(), load_in_4bit=load_in_4bit)
 
 def _launch():
     "accelerate's process state under a launch of several processes; None for one process (no collectives)."
     if int(os.environ.get("WORLD_SIZE") or 1) <= 1: return None
-    from mrpo_nb.scoring import process_state
     return process_state()
 
 def is_main_process() -> bool:
@@ -814,7 +804,6 @@ def _train_one(run, s, root, pool, ids, table, base, fingerprint, progress, hook
     `base`: the loaded policy, or None to let training load it (e.g. quantised to NF4): on one process every run
     trains on it and hands it back without its adapter (`reuse_policy`); several processes each train a copy.
     `initial`: the untrained policy's accuracies (baseline.json's, for the run's seed), the run's step 0."""
-    from mrpo_nb.training import TrainConfig, train
     alone = int(os.environ.get("WORLD_SIZE", "1")) == 1   # one process: no wrapper (DDP, FSDP) holds the model
     rd = root / "runs" / run["name"]
     rd.mkdir(parents=True, exist_ok=True)
@@ -847,7 +836,6 @@ def _check_nf4(s: dict):
     """`train.load_in_4bit` needs a CUDA GPU and bitsandbytes: refused at the door (before any work) where they are
     missing, never trained unquantised in silence."""
     if not s["train"].get("load_in_4bit"): return
-    import torch
     if not torch.cuda.is_available():
         raise SpecError("train.load_in_4bit = true (4-bit NF4 through bitsandbytes, as the paper trained) needs a CUDA "
                         "GPU, and this machine has none: run it on a GPU, or set train.load_in_4bit = false to train "
@@ -873,7 +861,6 @@ def _prepare_lock(root: Path, state):
 def _same_todo(todo: list, mine: list, state) -> list:
     "The main process's list of runs to train, on every process of a launch (they must train the same runs)."
     if state is None: return todo
-    from accelerate.utils import broadcast_object_list
     names = set(broadcast_object_list([[r["name"] for r in todo]])[0])
     return [r for r in mine if r["name"] in names]
 
@@ -927,7 +914,6 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
     if not main: baseline = read_json(root / "baseline.json")   # the step 0 of every process's runs: all skip it alike
     fingerprint = read_json(root / "data" / "pool.json")["fingerprint"]
     res = ExperimentResult(root, {}, skipped=[] if prepare_only else [r["name"] for r in mine if r not in todo])
-    from tqdm.auto import tqdm
     bar = tqdm(todo, desc="runs", unit="run", disable=not progress or not todo or not main)
     for r in bar:
         bar.set_postfix_str(r["name"][:60])
@@ -1047,7 +1033,6 @@ def paired_lines(root, split: str = "test") -> list[str]:
     shared `split` pairs (mrpo_nb.analysis.paired_comparisons): the accuracy difference, its bootstrap 95% interval,
     the pooled exact McNemar p, the smallest difference detectable at 5% with power 0.8, and what the row can say;
     then how much the references change each pair's gradient weight σ(−z) at initialisation, per trained β."""
-    from mrpo_nb import analysis
     t = analysis.paired_comparisons(root, split)
     if len(t): t = t[t.versus.str.startswith("best single reference") & (t.seeds.fillna(0) > 0)]
     if not len(t): return ["paired comparisons: no single-reference run to compare with"]
@@ -1071,7 +1056,6 @@ def _paired_rows(t, w: int) -> list[str]:
 
 def _influence_lines(root, split: str) -> list[str]:
     "The references' spread of σ(−z) per pair at initialisation, at each β the grid trains (none without the files)."
-    from mrpo_nb import analysis
     try:
         beta = ((read_json(Path(root) / "experiment.json", {}).get("spec") or {}).get("train") or {}).get("beta", 0.1)
         swept = [e["sweep"]["beta"] for e in _read_index(Path(root))["runs"] if "beta" in (e.get("sweep") or {})]
@@ -1166,7 +1150,6 @@ def load_experiment_spec(source) -> dict:
     text = p.read_text()
     try:
         if p.suffix == ".toml":
-            import tomllib
             spec = tomllib.loads(text)
         elif p.suffix == ".json": spec = json.loads(text)
         else: raise SpecError(f"{p}: an experiment file ends in .toml or .json")
@@ -1263,7 +1246,6 @@ def _plan_seconds(s: dict, pairs: int, eval_pairs: float, train_pairs: float, to
 # %% ../nbs/06_experiments.ipynb #a80a3e55
 def plan(spec, device: str = "cpu") -> dict:
     "What an experiment will do, before doing it: runs, pairs and tokens to score and to train, and a rough time."
-    from mrpo_nb.training import eval_steps as _eval_steps
     s = load_experiment_spec(spec) if isinstance(spec, (str, Path)) else normalize_spec(spec)
     runs, d, t = grid(s), s["data"], s["train"]
     sz, n_seeds = d["sizes"], len(s["seeds"])
