@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, AddedToken, models as tk_models, pre_tokenizers, decoders, processors
 from transformers import PreTrainedTokenizerFast, AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 # %% auto #0
 __all__ = ['CHATML_TEMPLATE', 'GEMMA_TEMPLATE', 'TINY_ARCHS', 'PLAIN_TEMPLATE', 'TEMPLATES', 'SPEC_FORMS', 'WHEEL_MODELS',
@@ -23,14 +24,6 @@ __all__ = ['CHATML_TEMPLATE', 'GEMMA_TEMPLATE', 'TINY_ARCHS', 'PLAIN_TEMPLATE', 
            'is_converted', 'convert_models', 'LoadedModel', 'load_model']
 
 # %% ../nbs/01_models.ipynb #5e79391d
-def _bytes_to_unicode() -> dict[int, str]:
-    "GPT-2's reversible map from the 256 byte values to printable unicode characters."
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs: bs.append(b); cs.append(256 + n); n += 1
-    return dict(zip(bs, map(chr, cs)))
-
 CHATML_TEMPLATE = (
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
@@ -64,7 +57,7 @@ def tiny_tokenizer(variant: str = "chatml",  # "chatml" (bytes, ChatML) or "gemm
     if variant not in _TINY: raise ValueError(f"unknown tiny tokenizer variant {variant!r}; choose one of "
                                               f"{sorted(_TINY)}")
     v = _TINY[variant]
-    b2u = _bytes_to_unicode()
+    b2u = bytes_to_unicode()   # GPT-2's reversible map from the 256 byte values to printable characters
     vocab = {}
     if v["specials_first"]: vocab.update({s: i for i, s in enumerate(v["specials"])})
     for b in range(256): vocab[b2u[b]] = len(vocab)
