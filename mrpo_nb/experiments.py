@@ -30,8 +30,7 @@ from .core import (DamagedFile, atomic_write, plain, read_json, write_json, LOSS
 from .data import filter_pairs, split_pairs
 from .models import convert_models, load_model, parse_spec, template_source
 from .scoring import ScoreTable, canonical_rows, data_fingerprint, process_state, reference_accuracy, score_references
-from .training import (LOSS_KINDS, TrainConfig, encode_pairs, eval_steps as _eval_steps, policy_margins,
-                              policy_values, preference_accuracy, process_device, train)
+from .training import LOSS_KINDS, TrainConfig, eval_steps as _eval_steps, evaluate_pairs, process_device, train
 from .weighters import WEIGHTERS, make_weighter
 
 # %% auto #0
@@ -698,14 +697,14 @@ def evaluate_baseline(s: dict, out: Path, pool, splits: dict, clock, policy=None
             for k in ("val", "test"):
                 ids = tuple(splits[sd][k])
                 if not ids: res[f"{k}/accuracy"] = None; continue
-                if ids not in memo:
-                    enc = encode_pairs(lm.tokenizer, split_datasets(pool, {k: list(ids)})[k], lm.template,
-                                       s["data"]["max_length"])
-                    memo[ids] = policy_values(lm.model, enc, None, lm.tokenizer.pad_token_id, bs)
-                v = memo[ids]
-                res[f"{k}/accuracy"] = preference_accuracy(v)
-                pairs.setdefault(f"seed_{sd}", {})[k] = dict(ids=list(ids), margin=policy_margins(v).tolist())
-                values.setdefault(f"seed_{sd}", {})[k] = dict(ids=list(ids), **{n: x.tolist() for n, x in v.items()})
+                if ids not in memo:   # training's own evaluation, as a run's step 0 would measure it
+                    memo[ids] = evaluate_pairs(lm.model, lm.tokenizer, split_datasets(pool, {k: list(ids)})[k],
+                                               lm.template, s["data"]["max_length"], bs)
+                ev = memo[ids]
+                res[f"{k}/accuracy"] = ev["accuracy"]
+                pairs.setdefault(f"seed_{sd}", {})[k] = dict(ids=list(ids), margin=ev["margins"].tolist())
+                values.setdefault(f"seed_{sd}", {})[k] = dict(ids=list(ids),
+                                                              **{n: x.tolist() for n, x in ev["values"].items()})
             old[f"seed_{sd}"] = res
         write_json(out / "baseline_pairs.json", pairs); write_json(out / "baseline_values.json", values)
         write_json(f, old)

@@ -32,12 +32,12 @@ __all__ = ['LORA_TARGETS', 'TRACKERS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'F
            'policy_module', 'policy_logps', 'first_trained_layer', 'frozen_store', 'frozen_layers_cached',
            'reference_values', 'reference_margins', 'pair_losses', 'check_scores', 'micro_batches', 'is_deepspeed',
            'micro_backward', 'configure_deepspeed', 'accumulate_gradients', 'eval_steps', 'policy_values',
-           'policy_margins', 'preference_accuracy', 'reward_metrics', 'reward_accuracy', 'batch_alpha',
-           'batch_influence', 'reference_drift', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe',
-           'observe_batch', 'RunLog', 'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state',
-           'save_checkpoint', 'latest_checkpoint', 'checkpoint_candidates', 'remove_temporary_checkpoints',
-           'read_checkpoint', 'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer',
-           'check_initial', 'train', 'strip_adapter']
+           'policy_margins', 'preference_accuracy', 'reward_metrics', 'reward_accuracy', 'evaluate_pairs',
+           'batch_alpha', 'batch_influence', 'reference_drift', 'grad_norm', 'step_or_skip', 'deepspeed_step',
+           'RewardProbe', 'observe_batch', 'RunLog', 'optimizer_to_safe', 'optimizer_from_safe', 'rng_state',
+           'set_rng_state', 'save_checkpoint', 'latest_checkpoint', 'checkpoint_candidates',
+           'remove_temporary_checkpoints', 'read_checkpoint', 'load_checkpoint', 'batch_order', 'resolve_trackers',
+           'fsdp_mixed_precision', 'Trainer', 'check_initial', 'train', 'strip_adapter']
 
 # %% ../nbs/05_training.ipynb #70f4fc50
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -763,6 +763,14 @@ def reward_accuracy(values: dict, ref: dict | None, alpha: torch.Tensor | None, 
                     gamma: float = 0.0) -> float:
     "DPO reward accuracy (share of pairs with z > 0) under loss `kind` with references `ref` and weights `alpha`."
     return reward_metrics(values, ref, alpha, kind, beta, gamma)["reward_accuracy"]
+
+# %% ../nbs/05_training.ipynb #01f6fb76
+def evaluate_pairs(model, tokenizer, ds, template=None, max_length: int = 1024, batch_size: int = 32) -> dict:
+    """A policy on the pairs of `ds` (canonical rows): `values` (summed log-probs and lengths per pair, numpy),
+    `accuracy` (the share with Δθ > 0, `preference_accuracy`) and `margins` (Δθ per pair, `policy_margins`)."""
+    enc = encode_pairs(tokenizer, ds, template, max_length)
+    values = policy_values(model, enc, None, tokenizer.pad_token_id, batch_size)
+    return dict(values=values, accuracy=preference_accuracy(values), margins=policy_margins(values))
 
 # %% ../nbs/05_training.ipynb #300de3c8
 def batch_alpha(weighter, margins: torch.Tensor) -> tuple[torch.Tensor | None, dict]:
