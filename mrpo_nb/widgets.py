@@ -582,7 +582,8 @@ def _batch_controls():
     return slider, play, W.jslink((play, "value"), (slider, "value"))
 
 class _FigurePane:
-    "The figure part of an explorer: `html`, the page (written once, plotly.js in it); `figure_json`, one per redraw."
+    """What both explorers share: the figure part (`html`, the page, written once with plotly.js in it; `figure_json`,
+    one per redraw), the controls' layout and the move to the last batch."""
     def _pane(self, plotlyjs):
         self.plotlyjs, self.channel = plotlyjs, f"mrpo-explorer-{uuid.uuid4().hex[:12]}"
         self.html, self.figure_json = W.HTML(), W.HTML(layout=W.Layout(display="none"))
@@ -595,22 +596,35 @@ class _FigurePane:
         self.figure_json.value = html.escape(fig.to_json(), quote=False)
         if not self.html.value: self.html.value = figure_html(fig, self.plotlyjs, channel=self.channel)
 
+    def _build(self, selector, plotlyjs):
+        "Both explorers' layout: the selector (or None), play and the batch slider; the figure; the numbers below."
+        self._quiet = False
+        self.slider, self.play, self.link = _batch_controls()
+        self.info = W.HTML()
+        self.slider.observe(lambda ch: self._quiet or self.show(ch["new"]), names="value")
+        if selector is not None: selector.observe(lambda ch: self.select(ch["new"]), names="value")
+        controls = [w for w in (selector, self.play, self.slider) if w is not None]
+        W.VBox.__init__(self, [W.HBox(controls), *self._pane(plotlyjs), self.info])
+        self.add_class(self.channel)
+
+    def _show_last(self, T: int):
+        "Slider and play to the last batch `T` (without a redraw per move), then draw it."
+        self._quiet = True
+        self.slider.max = self.play.max = T
+        self.slider.value = self.play.value = T
+        self._quiet = False
+        self.show(T)
+
 # %% ../nbs/08_widgets.ipynb #0fed33a7
 class TSWExplorer(_FigurePane, W.VBox):
     "Live TSW explorer: batch slider + play, a run selector when there are several TSW runs, the figure, the numbers."
     def __init__(self, runs: list, plotlyjs="inline", grid: int = 201):
-        self.runs, self.grid, self._quiet = list(runs), grid, False
-        self.slider, self.play, self.link = _batch_controls()
+        self.runs, self.grid = list(runs), grid
         labels = _unique_labels(self.runs)
         wide = W.Layout(width=f"{min(640, 100 + 8 * max(map(len, labels)))}px")   # the whole label shows
         self.run_select = (W.Dropdown(options=list(zip(labels, range(len(labels)))), value=0, description="run",
                                       layout=wide) if len(self.runs) > 1 else None)
-        self.info = W.HTML()
-        self.slider.observe(lambda ch: self._quiet or self.show(ch["new"]), names="value")
-        if self.run_select is not None: self.run_select.observe(lambda ch: self.select(ch["new"]), names="value")
-        controls = [w for w in (self.run_select, self.play, self.slider) if w is not None]
-        super().__init__([W.HBox(controls), *self._pane(plotlyjs), self.info])
-        self.add_class(self.channel)
+        self._build(self.run_select, plotlyjs)
         self.select(0)
 
     def select(self, i: int):
@@ -619,11 +633,7 @@ class TSWExplorer(_FigurePane, W.VBox):
         self._posteriors = a, b, _, _ = _tsw_posteriors(self.run)
         x = np.linspace(0.0, 1.0, self.grid + 2)[1:-1]
         self.y_max = 1.05 * float(np.nanmax(stats.beta.pdf(x[None, None, :], a[..., None], b[..., None])))
-        T, self._quiet = a.shape[0] - 1, True
-        self.slider.max = self.play.max = T
-        self.slider.value = self.play.value = T
-        self._quiet = False
-        self.show(T)
+        self._show_last(a.shape[0] - 1)
 
     def show(self, t: int):
         "Draw batch `t` of the current run."
@@ -653,28 +663,17 @@ def _margin_table(s: dict) -> str:
 class AlphaExplorer(_FigurePane, W.VBox):
     "Live α explorer: batch slider + play, a seed selector when there are several seeds, the figure and the numbers."
     def __init__(self, runs: list, plotlyjs="inline"):
-        self.runs, self._quiet = list(runs), False
+        self.runs = list(runs)
         self.seeds = alpha_state(self.runs, 0)["seeds"]
-        self.slider, self.play, self.link = _batch_controls()
         self.seed_select = (W.Dropdown(options=self.seeds, value=self.seeds[0], description="seed")
                             if len(self.seeds) > 1 else None)
-        self.info = W.HTML()
-        self.slider.observe(lambda ch: self._quiet or self.show(ch["new"]), names="value")
-        if self.seed_select is not None: self.seed_select.observe(lambda ch: self.select(ch["new"]), names="value")
-        controls = [w for w in (self.seed_select, self.play, self.slider) if w is not None]
-        super().__init__([W.HBox(controls), *self._pane(plotlyjs), self.info])
-        self.add_class(self.channel)
+        self._build(self.seed_select, plotlyjs)
         self.select(self.seeds[0])
 
     def select(self, seed):
         "Show the runs of `seed` at their last batch."
-        self.seed, self._quiet = seed, True
-        self._prepared = _alpha_runs(self.runs, seed)
-        T = self._prepared["n_batches"]
-        self.slider.max = self.play.max = T
-        self.slider.value = self.play.value = T
-        self._quiet = False
-        self.show(T)
+        self.seed, self._prepared = seed, _alpha_runs(self.runs, seed)
+        self._show_last(self._prepared["n_batches"])
 
     def show(self, t: int):
         "Draw batch `t` for the current seed."
