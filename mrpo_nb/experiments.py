@@ -864,6 +864,51 @@ def _same_todo(todo: list, mine: list, state) -> list:
     return [r for r in mine if r["name"] in names]
 
 # %% ../nbs/06_experiments.ipynb #dfc7427a
+def _my_runs(s: dict, shard, only) -> list:
+    "The grid's runs of this `shard` ('i/n' or None), and of them the runs named in `only` (None: all)."
+    runs = grid(s)
+    mine = shard_runs(runs, shard)
+    if only is None: return mine
+    unknown = sorted(set(only) - {r["name"] for r in runs})
+    if unknown: raise SpecError(f"no run named {unknown[0]!r} in this experiment (e.g. {runs[0]['name']!r}; see "
+                                f"`mrpo run --dry-run`)")
+    return [r for r in mine if r["name"] in set(only)]
+
+def _prepare(s: dict, root: Path, state, training: bool, clock, progress, say, cache_dir) -> tuple:
+    """The stages before training, under the data-stage lock: (pool, splits, score table, the loaded policy or None,
+    baseline.json's values). `training`: some run will train here (so the policy is loaded)."""
+    main, nf4 = state is None or state.is_main_process, bool(s["train"].get("load_in_4bit"))
+    with _prepare_lock(root, state):   # shards wait here: the first one prepares, the others read its files
+        h = spec_hash(s)
+        if main: _data_stage(root, h, "started")   # also checks that no corrected experiment replaced this one
+        try:
+            keep = {}   # models the data stage loaded, reused by scoring and as the policy
+            if main: pool, splits = prepare_data(s, root, clock, say, keep)
+            _barrier(state)
+            if not main: pool, splits = prepare_data(s, root, clock, say, keep)   # reads the main one's files back
+            table = score_experiment(s, root, pool, splits, clock, progress, say, cache_dir, keep)   # every process
+            base = None if nf4 else keep.pop(s["policy"], None)   # NF4: training loads (and quantises) it itself
+            keep.clear()
+            if base is None and not nf4 and (training or (main and not (root / "baseline.json").exists())):
+                with clock("models"): base = _load_policy(s["policy"])
+            baseline = evaluate_baseline(s, root, pool, splits, clock, base, say) if main else {}   # NF4: its own
+        except BaseException as e:   # the folder may then take a corrected experiment (no run has trained yet)
+            if main: _data_stage(root, h, "failed", f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}")
+            raise
+        if main: _data_stage(root, h, "done")
+    if not main: baseline = read_json(root / "baseline.json")   # the step 0 of every process's runs: all skip it alike
+    return pool, splits, table, base, baseline
+
+def _add_timings(root: Path, clock, total: float, say) -> dict:
+    "This call's stage timings added to timings.json (unless it only read files back); the file's new contents."
+    try: tim, damaged = read_json(root / "timings.json", {}), False
+    except DamagedFile as e: say(f"{e}: the timings start again"); tim, damaged = {}, True
+    if damaged or set(clock.t) - {"data"} or not (root / "timings.json").exists():   # reading data back is no work
+        for k, v in clock.t.items(): tim[k] = round(tim.get(k, 0.0) + v, 1)
+        tim["total"] = round(tim.get("total", 0.0) + total, 1)
+        write_json(root / "timings.json", tim)
+    return tim
+
 def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True, print_fn=print, cache_dir=None,
                    hook=None, retry_failed: bool = True, prepare_only: bool = False, only=None) -> ExperimentResult:
     """Run an experiment (a spec, preset name or file) into `out_dir`: data -> filter report -> splits -> one scoring
@@ -883,34 +928,9 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
     _barrier(state)
     if not main: root = open_experiment(s, out_dir, say)   # reads back the experiment.json the main one wrote
     clock, t0 = _Clock(), time.perf_counter()
-    runs = grid(s)
-    mine = shard_runs(runs, sh)
-    if only is not None:
-        unknown = sorted(set(only) - {r["name"] for r in runs})
-        if unknown: raise SpecError(f"no run named {unknown[0]!r} in this experiment (e.g. {runs[0]['name']!r}; see "
-                                    f"`mrpo run --dry-run`)")
-        mine = [r for r in mine if r["name"] in set(only)]
+    mine = _my_runs(s, sh, only)
     todo = _same_todo([] if prepare_only or not main else _todo(root, mine, retry_failed, say), mine, state)
-    nf4 = bool(s["train"].get("load_in_4bit"))   # training loads (and quantises) the policy itself: no copy handed
-    with _prepare_lock(root, state):   # shards wait here: the first one prepares, the others read its files
-        h = spec_hash(s)
-        if main: _data_stage(root, h, "started")   # also checks that no corrected experiment replaced this one
-        try:
-            keep = {}   # models the data stage loaded, reused by scoring and as the policy
-            if main: pool, splits = prepare_data(s, root, clock, say, keep)
-            _barrier(state)
-            if not main: pool, splits = prepare_data(s, root, clock, say, keep)   # reads the main one's files back
-            table = score_experiment(s, root, pool, splits, clock, progress, say, cache_dir, keep)   # every process
-            base = None if nf4 else keep.pop(s["policy"], None)
-            keep.clear()
-            if base is None and not nf4 and (todo or (main and not (root / "baseline.json").exists())):
-                with clock("models"): base = _load_policy(s["policy"])
-            baseline = evaluate_baseline(s, root, pool, splits, clock, base, say) if main else {}   # NF4: its own
-        except BaseException as e:   # the folder may then take a corrected experiment (no run has trained yet)
-            if main: _data_stage(root, h, "failed", f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}")
-            raise
-        if main: _data_stage(root, h, "done")
-    if not main: baseline = read_json(root / "baseline.json")   # the step 0 of every process's runs: all skip it alike
+    pool, splits, table, base, baseline = _prepare(s, root, state, bool(todo), clock, progress, say, cache_dir)
     fingerprint = read_json(root / "data" / "pool.json")["fingerprint"]
     res = ExperimentResult(root, {}, skipped=[] if prepare_only else [r["name"] for r in mine if r not in todo])
     bar = tqdm(todo, desc="runs", unit="run", disable=not progress or not todo or not main)
@@ -928,14 +948,7 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
         _barrier(state)
         res.index, res.timings = _read_index(root), read_json(root / "timings.json", {})
         return res
-    res.index = write_index(s, root)
-    try: tim, damaged = read_json(root / "timings.json", {}), False
-    except DamagedFile as e: say(f"{e}: the timings start again"); tim, damaged = {}, True
-    if damaged or set(clock.t) - {"data"} or not (root / "timings.json").exists():   # reading data back is no work
-        for k, v in clock.t.items(): tim[k] = round(tim.get(k, 0.0) + v, 1)
-        tim["total"] = round(tim.get("total", 0.0) + time.perf_counter() - t0, 1)
-        write_json(root / "timings.json", tim)
-    res.timings = tim
+    res.index, res.timings = write_index(s, root), _add_timings(root, clock, time.perf_counter() - t0, say)
     _barrier(state)
     return res
 
