@@ -51,13 +51,20 @@ def main():
             times[f"{name}_cached"].append(timed(fn)); cached = evaluate()
             assert all((fresh[k] == cached[k]).all() for k in fresh), "cached values differ from fresh ones"
     best = {k: min(v) for k, v in times.items()}
+    spread = {k: (min(v), max(v)) for k, v in times.items()}
     print(f"{len(enc)} pairs, LoRA in the top {a.layers} of {model.config.num_hidden_layers} layers "
           f"({T.first_trained_layer(model)} frozen below it); fastest of {a.rounds} rounds:")
     for name in ("eval", "train"):
-        print(f"  {name}: all layers {best[name + '_fresh']:.2f} s, frozen layers cached "
-              f"{best[name + '_cached']:.2f} s: {best[name + '_fresh'] / best[name + '_cached']:.2f}x")
+        (f0, f1), (c0, c1) = spread[name + "_fresh"], spread[name + "_cached"]
+        print(f"  {name}: all layers {f0:.2f} s (rounds {f0:.2f}-{f1:.2f}), frozen layers cached {c0:.2f} s "
+              f"({c0:.2f}-{c1:.2f}): {f0 / c0:.2f}x (worst round against best: {f1 / c0:.2f}x; best against "
+              f"worst: {f0 / c1:.2f}x)")
     print(json.dumps(dict(eval_speedup=round(best["eval_fresh"] / best["eval_cached"], 2),
                           train_speedup=round(best["train_fresh"] / best["train_cached"], 2),
+                          eval_speedup_range=[round(spread["eval_fresh"][0] / spread["eval_cached"][1], 2),
+                                              round(spread["eval_fresh"][1] / spread["eval_cached"][0], 2)],
+                          train_speedup_range=[round(spread["train_fresh"][0] / spread["train_cached"][1], 2),
+                                               round(spread["train_fresh"][1] / spread["train_cached"][0], 2)],
                           **{k: round(v, 3) for k, v in best.items()}, pairs=len(enc), layers=a.layers)))
 
 

@@ -28,16 +28,16 @@ from .weighters import WEIGHTERS, make_weighter
 __all__ = ['LORA_TARGETS', 'TRACKERS', 'LOSS_KINDS', 'DTYPES', 'EVAL_SPLITS', 'FROZEN_CACHE_BYTES', 'PER_PAIR_KEYS',
            'WEIGHTER_LOG_FIELDS', 'METRIC_KEYS', 'TrainConfig', 'check_config', 'NoResult', 'cpu_has_native_bf16',
            'resolve_dtype', 'lora_targets', 'top_layers', 'add_lora', 'process_device', 'load_policy',
-           'trainable_parameters', 'EncodedPairs', 'fit_pair', 'encode_pairs', 'policy_batch', 'PolicyLogps',
-           'policy_module', 'policy_logps', 'first_trained_layer', 'frozen_store', 'frozen_layers_cached',
-           'reference_values', 'reference_margins', 'pair_losses', 'check_scores', 'micro_batches', 'is_deepspeed',
-           'micro_backward', 'configure_deepspeed', 'accumulate_gradients', 'eval_steps', 'policy_values',
-           'policy_margins', 'preference_accuracy', 'reward_metrics', 'reward_accuracy', 'evaluate_pairs',
-           'batch_alpha', 'batch_influence', 'reference_drift', 'grad_norm', 'step_or_skip', 'deepspeed_step',
-           'RewardProbe', 'observe_batch', 'RunLog', 'optimizer_to_safe', 'optimizer_from_safe', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'latest_checkpoint', 'checkpoint_candidates',
-           'remove_temporary_checkpoints', 'read_checkpoint', 'load_checkpoint', 'batch_order', 'resolve_trackers',
-           'fsdp_mixed_precision', 'Trainer', 'check_initial', 'train', 'strip_adapter']
+           'trainable_parameters', 'EncodedPairs', 'fit_pair', 'encode_pairs', 'first_trained_layer', 'frozen_store',
+           'frozen_layers_cached', 'policy_batch', 'PolicyLogps', 'policy_module', 'policy_logps', 'reference_values',
+           'reference_margins', 'pair_losses', 'check_scores', 'micro_batches', 'is_deepspeed', 'micro_backward',
+           'configure_deepspeed', 'accumulate_gradients', 'eval_steps', 'policy_values', 'policy_margins',
+           'preference_accuracy', 'reward_metrics', 'reward_accuracy', 'evaluate_pairs', 'batch_alpha',
+           'batch_influence', 'reference_drift', 'grad_norm', 'step_or_skip', 'deepspeed_step', 'RewardProbe',
+           'observe_batch', 'RunLog', 'optimizer_to_safe', 'optimizer_from_safe', 'rng_state', 'set_rng_state',
+           'save_checkpoint', 'latest_checkpoint', 'checkpoint_candidates', 'remove_temporary_checkpoints',
+           'read_checkpoint', 'load_checkpoint', 'batch_order', 'resolve_trackers', 'fsdp_mixed_precision', 'Trainer',
+           'check_initial', 'train', 'strip_adapter']
 
 # %% ../nbs/05_training.ipynb #70f4fc50
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -384,43 +384,6 @@ def encode_pairs(tokenizer, ds, template=None, max_length: int = 1024) -> Encode
                       "and were truncated")
     return out
 
-# %% ../nbs/05_training.ipynb #09b82e58
-def policy_batch(enc: EncodedPairs, rows, pad_id: int, packed: bool = True) -> dict:
-    "The input tensors of one forward pass over the pairs `rows`: one packed row per pair, or 2m padded sequences."
-    rows = list(rows)
-    if packed:
-        return dict(
-            pack_units([(enc.prompt[i], [enc.chosen[i], enc.rejected[i]]) for i in rows], pad_id), layout="packed"
-        )
-    return dict(pad_pairs(enc.seqs(rows), pad_id, side="right"), layout="padded")
-
-class PolicyLogps(torch.nn.Module):
-    "The policy as one module: `forward(batch)` gives summed reply log-probs and lengths (2m,), chosen then rejected."
-    def __init__(self, policy: torch.nn.Module):
-        super().__init__()
-        self.policy = policy
-    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        with frozen_layers_cached(self.policy, batch):           # the layers below the adapter: once per batch
-            if batch["layout"] == "packed":
-                lp, n = packed_forward(self.policy, batch)      # reply slots pair by pair: c0, r0, c1, r1, ...
-                return lp.view(-1, 2).T.reshape(-1), n.view(-1, 2).T.reshape(-1)
-            dev = next(self.policy.parameters()).device
-            return reply_logps(self.policy, *(batch[k].to(dev) for k in ("input_ids", "attention_mask", "reply_mask")),
-                               out_dtype=torch.float64)
-
-def policy_module(model) -> tuple[torch.nn.Module, torch.nn.Module]:
-    "`(module to call, LoRA policy inside)` for a causal LM, a `PolicyLogps`, or either after `accelerator.prepare`."
-    from accelerate.utils import extract_model_from_parallel
-    inner = extract_model_from_parallel(model)
-    return (model, inner.policy) if isinstance(inner, PolicyLogps) else (PolicyLogps(model), model)
-
-def policy_logps(model, enc: EncodedPairs, rows, pad_id: int, packed: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    "Summed reply log-probs and reply lengths (2m,) of the pairs `rows`, chosen then rejected, in one forward pass."
-    module, policy = policy_module(model)
-    rows = list(rows)
-    packed = packed and can_pack(policy, enc.packed_length(rows))
-    return module(policy_batch(enc, rows, pad_id, packed))
-
 # %% ../nbs/05_training.ipynb #ad3f2291
 FROZEN_CACHE_BYTES = int(float(os.environ.get("MRPO_FROZEN_CACHE_MB", "1024")) * 2**20)
 _frozen_stores = weakref.WeakKeyDictionary()   # base model -> _FrozenStore: it lives and dies with the model
@@ -499,6 +462,43 @@ def frozen_layers_cached(model, batch: dict):
     out = _detached(got[-1]) if len(got) == 1 else None   # one call: one batch (a second would be another batch)
     if out is not None and store.nbytes + _nbytes(out) <= FROZEN_CACHE_BYTES:
         store[key] = out; store.nbytes += _nbytes(out)
+
+# %% ../nbs/05_training.ipynb #09b82e58
+def policy_batch(enc: EncodedPairs, rows, pad_id: int, packed: bool = True) -> dict:
+    "The input tensors of one forward pass over the pairs `rows`: one packed row per pair, or 2m padded sequences."
+    rows = list(rows)
+    if packed:
+        return dict(
+            pack_units([(enc.prompt[i], [enc.chosen[i], enc.rejected[i]]) for i in rows], pad_id), layout="packed"
+        )
+    return dict(pad_pairs(enc.seqs(rows), pad_id, side="right"), layout="padded")
+
+class PolicyLogps(torch.nn.Module):
+    "The policy as one module: `forward(batch)` gives summed reply log-probs and lengths (2m,), chosen then rejected."
+    def __init__(self, policy: torch.nn.Module):
+        super().__init__()
+        self.policy = policy
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        with frozen_layers_cached(self.policy, batch):           # the layers below the adapter: once per batch
+            if batch["layout"] == "packed":
+                lp, n = packed_forward(self.policy, batch)      # reply slots pair by pair: c0, r0, c1, r1, ...
+                return lp.view(-1, 2).T.reshape(-1), n.view(-1, 2).T.reshape(-1)
+            dev = next(self.policy.parameters()).device
+            return reply_logps(self.policy, *(batch[k].to(dev) for k in ("input_ids", "attention_mask", "reply_mask")),
+                               out_dtype=torch.float64)
+
+def policy_module(model) -> tuple[torch.nn.Module, torch.nn.Module]:
+    "`(module to call, LoRA policy inside)` for a causal LM, a `PolicyLogps`, or either after `accelerator.prepare`."
+    from accelerate.utils import extract_model_from_parallel
+    inner = extract_model_from_parallel(model)
+    return (model, inner.policy) if isinstance(inner, PolicyLogps) else (PolicyLogps(model), model)
+
+def policy_logps(model, enc: EncodedPairs, rows, pad_id: int, packed: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    "Summed reply log-probs and reply lengths (2m,) of the pairs `rows`, chosen then rejected, in one forward pass."
+    module, policy = policy_module(model)
+    rows = list(rows)
+    packed = packed and can_pack(policy, enc.packed_length(rows))
+    return module(policy_batch(enc, rows, pad_id, packed))
 
 # %% ../nbs/05_training.ipynb #b5f12cf7
 def reference_values(ref: dict, normalised: bool) -> tuple[torch.Tensor, torch.Tensor]:
