@@ -1,4 +1,4 @@
-"""Small helpers that every stage shares: atomic file writes and JSON-friendly values.
+"""What every stage shares: atomic file writes, JSON-friendly values, one-line refusals, and the methods' names.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/core.html.md"""
 
