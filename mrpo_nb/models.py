@@ -612,8 +612,9 @@ def load_model(spec: str,  # see `SPEC_FORMS`
         for k, v in sorted(model.state_dict().items()): h.update(k.encode() + v.detach().cpu().numpy().tobytes())
         identity = f"tiny:{d['variant']}:{arch}:seed={d['seed']}@sha256:{h.hexdigest()[:16]}"
         if quant is not None:
-            tmp = tempfile.mkdtemp(); model.save_pretrained(tmp); tok.save_pretrained(tmp)
-            model, tok = _from_folder(tmp, device, dtype, quant)
+            with tempfile.TemporaryDirectory() as tmp:  # bitsandbytes quantises on load, from a folder
+                model.save_pretrained(tmp); tok.save_pretrained(tmp)
+                model, tok = _from_folder(tmp, device, dtype, quant)
     elif kind in ("wheel", "gguf"):
         path, fname, sha = gguf_to_folder(d.get("name") or str(d["path"]), cache_dir)
         identity = f"gguf:{fname}@sha256:{sha[:16]}"
