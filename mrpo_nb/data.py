@@ -637,17 +637,10 @@ class FilterReport:
         return "\n".join(lines)
     def _repr_markdown_(self): return "```\n" + repr(self) + "\n```"
 
-# %% ../nbs/00_data.ipynb #e5ca6ef0
-def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | None = 2.5,
-                 loaded: "LoadReport | bool | None" = None) -> tuple[datasets.Dataset, FilterReport]:
-    """The study's filter: malformed rows, then 2.5th-percentile floors on prompt, chosen, rejected (worst case over
-    tokenizers), then prompt+reply <= max_length."""
-    max_length, pct = _check_int("max_length", max_length, 1, none_ok=True), _check_pct("pct", pct)
-    if not (loaded is None or isinstance(loaded, (bool, LoadReport))):
-        raise refuse("loaded", loaded, "None, True, False or a LoadReport", True)
-    toks = _as_tokenizers(tokenizers)
-    rows = _rows_of(ds)
-    lrep = load_report(ds) if loaded is None and isinstance(ds, datasets.Dataset) else (loaded or None)
+# %% ../nbs/00_data.ipynb #962c5261
+def _start_tally(rows, loaded):
+    """Rows removed per rule and up to 3 examples of each, seeded with what the loader skipped (`loaded`, a
+    `LoadReport` or None), and `drop(rule, i, why)`, which records row `i` of `rows` as removed by `rule`."""
     removed = {k: 0 for k in RULES}
     examples: dict = {}
     def drop(rule, i, why=""):
@@ -656,12 +649,13 @@ def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | Non
         if len(ex) < 3:
             rid = rows[i].get("id") if isinstance(rows[i], dict) else None
             ex.append(f"row {i} (id {rid})" + (f": {why}" if why else ""))
-    rows_in = len(rows)
-    if lrep is not None:
-        for k, v in lrep.skipped.items(): removed[k] = removed.get(k, 0) + v
-        for k, v in lrep.examples.items(): examples.setdefault(k, []).extend(v[:3])
-        rows_in = lrep.rows_read
-    # 1. malformed rows (and duplicates)
+    if loaded is not None:
+        for k, v in loaded.skipped.items(): removed[k] = removed.get(k, 0) + v
+        for k, v in loaded.examples.items(): examples.setdefault(k, []).extend(v[:3])
+    return removed, examples, drop
+
+def _well_formed(rows, drop) -> list[int]:
+    "Step 1: the indices of the rows that are well formed and do not repeat an earlier row's id."
     keep, seen = [], set()
     for i, r in enumerate(rows):
         why = malformed_reason(r)
@@ -670,12 +664,20 @@ def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | Non
             else: seen.add(r["id"])
         if why: drop(why, i)
         else: keep.append(i)
+    return keep
+
+# %% ../nbs/00_data.ipynb #28657709
+def _measured(rows, keep, tokenizers, drop):
+    """Of the rows at `keep`, those that every tokenizer's chat template renders (their indices, in order) and their
+    worst-case token lengths (`LENGTH_KEYS`, one array each)."""
     L = pair_lengths([rows[i] for i in keep], tokenizers)
     ok = [j for j, e in enumerate(L["errors"]) if e is None]
     for j, e in enumerate(L["errors"]):
         if e is not None: drop(TEMPLATE_ERROR, keep[j], e)
-    keep = [keep[j] for j in ok]
-    lens = {k: L[k][ok] for k in LENGTH_KEYS}
+    return [keep[j] for j in ok], {k: L[k][ok] for k in LENGTH_KEYS}
+
+def _length_rules(keep, lens, pct, max_length, drop):
+    "Steps 2–4 on the measured rows at `keep`: the survivors (indices into the rows, in order) and the thresholds used."
     idx = np.arange(len(keep))
     thresholds = {}
     def apply(rule, mask):
@@ -694,9 +696,25 @@ def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | Non
     # 4. the whole conversation must fit every model
     if max_length is not None and len(idx):
         apply(TOO_LONG, (lens["prompt_chosen"][idx] <= max_length) & (lens["prompt_rejected"][idx] <= max_length))
-    final = [keep[j] for j in idx]
+    return [keep[j] for j in idx], thresholds
+
+# %% ../nbs/00_data.ipynb #e5ca6ef0
+def filter_pairs(ds, tokenizers, max_length: int | None = 1024, pct: float | None = 2.5,
+                 loaded: "LoadReport | bool | None" = None) -> tuple[datasets.Dataset, FilterReport]:
+    """The study's filter: malformed rows, then 2.5th-percentile floors on prompt, chosen, rejected (worst case over
+    tokenizers), then prompt+reply <= max_length."""
+    max_length, pct = _check_int("max_length", max_length, 1, none_ok=True), _check_pct("pct", pct)
+    if not (loaded is None or isinstance(loaded, (bool, LoadReport))):
+        raise refuse("loaded", loaded, "None, True, False or a LoadReport", True)
+    toks = _as_tokenizers(tokenizers)
+    rows = _rows_of(ds)
+    lrep = load_report(ds) if loaded is None and isinstance(ds, datasets.Dataset) else (loaded or None)
+    removed, examples, drop = _start_tally(rows, lrep)
+    keep, lens = _measured(rows, _well_formed(rows, drop), tokenizers, drop)
+    final, thresholds = _length_rules(keep, lens, pct, max_length, drop)
     if isinstance(ds, datasets.Dataset): out = ds.select(final)
     else: out = rows_to_dataset([rows[i] for i in final])
+    rows_in = lrep.rows_read if lrep is not None else len(rows)
     source = lrep.source if lrep else (rows[0].get("source", "") if rows and isinstance(rows[0], dict) else "")
     order = list(RULES) + [k for k in removed if k not in RULES]
     rep = FilterReport(rows_in=rows_in, removed={k: removed[k] for k in order}, rows_out=len(final),

@@ -589,6 +589,60 @@ def _from_folder(src, device, dtype, quant, trust_remote_code=False, **kw):
     model = AutoModelForCausalLM.from_pretrained(src, **mkw)
     return model, tok
 
+# %% ../nbs/01_models.ipynb #d98de81c
+def _load_tiny(d, device, dtype, quant):
+    "A tiny test model (`tiny_model`) and its tokenizer; the identity hashes the weights."
+    tok = tiny_tokenizer(d["variant"])
+    arch = "llama" if d["variant"] == "chatml" else "qwen2"
+    model = tiny_model(d["seed"], arch=arch, tokenizer=tok)
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()): h.update(k.encode() + v.detach().cpu().numpy().tobytes())
+    identity = f"tiny:{d['variant']}:{arch}:seed={d['seed']}@sha256:{h.hexdigest()[:16]}"
+    if quant is not None:
+        with tempfile.TemporaryDirectory() as tmp:  # bitsandbytes quantises on load, from a folder
+            model.save_pretrained(tmp); tok.save_pretrained(tmp)
+            model, tok = _from_folder(tmp, device, dtype, quant)
+    return model, tok, identity, None
+
+def _load_gguf(d, device, dtype, quant, cache_dir):
+    "A wheel or GGUF model, from its converted folder in `cache_dir`; the identity names the GGUF file and its hash."
+    path, fname, sha = gguf_to_folder(d.get("name") or str(d["path"]), cache_dir)
+    identity = f"gguf:{fname}@sha256:{sha[:16]}"
+    try: model, tok = _from_folder(path, device, dtype, quant)
+    except Exception as e:  # a corrupt cached copy: convert again
+        warnings.warn(f"cached copy {path} could not be loaded ({type(e).__name__}: {e}); converting again")
+        shutil.rmtree(path, ignore_errors=True)
+        path, fname, sha = gguf_to_folder(d.get("name") or str(d["path"]), cache_dir)
+        model, tok = _from_folder(path, device, dtype, quant)
+    return model, tok, identity, path
+
+# %% ../nbs/01_models.ipynb #62973c49
+def _load_local(d, device, dtype, quant, trust_remote_code):
+    "A model folder; the identity is its name and a hash of its files."
+    path = d["path"]
+    identity = f"local:{path.name}@sha256:{folder_digest(path)[:16]}"
+    model, tok = _from_folder(path, device, dtype, quant, trust_remote_code)
+    return model, tok, identity, path
+
+def _load_hub(spec, d, device, dtype, quant, trust_remote_code, hub_cache_dir):
+    "A hub id at a revision (one clear error where the hub is offline or the load fails); identity: repo and commit."
+    repo, rev = d["repo"], d["revision"]
+    how = (f"download it while online (e.g. `hf download {repo}" + (f" --revision {rev}" if rev else "") +
+           "`) and run with the same HF cache, or load it from a local folder")
+    if _hub_offline():
+        from huggingface_hub import try_to_load_from_cache
+        hit = try_to_load_from_cache(repo, "config.json", revision=rev, cache_dir=hub_cache_dir)
+        if not isinstance(hit, str):
+            raise OSError(f"cannot load {spec!r}: the Hugging Face hub is offline (HF_HUB_OFFLINE) and the model "
+                          f"is not in the local hub cache; {how}.\n{SPEC_FORMS}")
+    try: model, tok = _from_folder(repo, device, dtype, quant, trust_remote_code, revision=rev, cache_dir=hub_cache_dir)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise OSError(f"cannot load {spec!r} from the Hugging Face hub ({type(e).__name__}: {msg}); "
+                      f"the hub may be unreachable, the id or revision wrong, or the model gated: {how}.") from None
+    commit = getattr(model.config, "_commit_hash", None) or rev or "main"
+    return model, tok, f"hub:{repo}@{commit}", None
+
 # %% ../nbs/01_models.ipynb #2c0587ad
 def load_model(spec: str,  # see `SPEC_FORMS`
                dtype: torch.dtype | str | None = None,  # default: fp32 on CPU, bf16 on CUDA
@@ -603,49 +657,10 @@ def load_model(spec: str,  # see `SPEC_FORMS`
     kind, d = parse_spec(spec)
     device, dtype = _resolve_device_dtype(device, dtype)
     quant = _nf4_config(device) if load_in_4bit else None
-    path = None
-    if kind == "tiny":
-        tok = tiny_tokenizer(d["variant"])
-        arch = "llama" if d["variant"] == "chatml" else "qwen2"
-        model = tiny_model(d["seed"], arch=arch, tokenizer=tok)
-        h = hashlib.sha256()
-        for k, v in sorted(model.state_dict().items()): h.update(k.encode() + v.detach().cpu().numpy().tobytes())
-        identity = f"tiny:{d['variant']}:{arch}:seed={d['seed']}@sha256:{h.hexdigest()[:16]}"
-        if quant is not None:
-            with tempfile.TemporaryDirectory() as tmp:  # bitsandbytes quantises on load, from a folder
-                model.save_pretrained(tmp); tok.save_pretrained(tmp)
-                model, tok = _from_folder(tmp, device, dtype, quant)
-    elif kind in ("wheel", "gguf"):
-        path, fname, sha = gguf_to_folder(d.get("name") or str(d["path"]), cache_dir)
-        identity = f"gguf:{fname}@sha256:{sha[:16]}"
-        try: model, tok = _from_folder(path, device, dtype, quant)
-        except Exception as e:  # a corrupt cached copy: convert again
-            warnings.warn(f"cached copy {path} could not be loaded ({type(e).__name__}: {e}); converting again")
-            shutil.rmtree(path, ignore_errors=True)
-            path, fname, sha = gguf_to_folder(d.get("name") or str(d["path"]), cache_dir)
-            model, tok = _from_folder(path, device, dtype, quant)
-    elif kind == "local":
-        path = d["path"]
-        identity = f"local:{path.name}@sha256:{folder_digest(path)[:16]}"
-        model, tok = _from_folder(path, device, dtype, quant, trust_remote_code)
-    else:
-        repo, rev = d["repo"], d["revision"]
-        how = (f"download it while online (e.g. `hf download {repo}" + (f" --revision {rev}" if rev else "") +
-               "`) and run with the same HF cache, or load it from a local folder")
-        if _hub_offline():
-            from huggingface_hub import try_to_load_from_cache
-            hit = try_to_load_from_cache(repo, "config.json", revision=rev, cache_dir=hub_cache_dir)
-            if not isinstance(hit, str):
-                raise OSError(f"cannot load {spec!r}: the Hugging Face hub is offline (HF_HUB_OFFLINE) and the model "
-                              f"is not in the local hub cache; {how}.\n{SPEC_FORMS}")
-        try: model, tok = _from_folder(repo, device, dtype, quant, trust_remote_code, revision=rev,
-                                       cache_dir=hub_cache_dir)
-        except Exception as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise OSError(f"cannot load {spec!r} from the Hugging Face hub ({type(e).__name__}: {msg}); "
-                          f"the hub may be unreachable, the id or revision wrong, or the model gated: {how}.") from None
-        commit = getattr(model.config, "_commit_hash", None) or rev or "main"
-        identity = f"hub:{repo}@{commit}"
+    if kind == "tiny": model, tok, identity, path = _load_tiny(d, device, dtype, quant)
+    elif kind in ("wheel", "gguf"): model, tok, identity, path = _load_gguf(d, device, dtype, quant, cache_dir)
+    elif kind == "local": model, tok, identity, path = _load_local(d, device, dtype, quant, trust_remote_code)
+    else: model, tok, identity, path = _load_hub(spec, d, device, dtype, quant, trust_remote_code, hub_cache_dir)
     if quant is None: model = model.to(device=device, dtype=dtype)
     else: identity += "+nf4"
     model.eval()
