@@ -16,7 +16,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import optimize, special, stats
-from .core import DamagedFile, read_json, ONE_HOT_WEIGHTERS, method_name
+from .core import DamagedFile, read_json, ONE_HOT_WEIGHTERS, method_name, format_value
 
 # %% auto #0
 __all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'BASELINE_VALUES_FILE', 'SCORES_FILE', 'SPLITS', 'PAPER_RESULTS',
@@ -100,8 +100,6 @@ def read_metrics(path, problems: list | None = None) -> list[dict]:
     return out
 
 # %% ../nbs/07_analysis.ipynb #28cfcfaa
-def _fmt_num(v): return f"{v:g}" if isinstance(v, float) else str(v)
-
 def _entry_from_config(name: str, cfg: dict, summary: dict) -> dict:
     """An index entry for a run folder read on its own: the fields, method key and label (`mrpo_nb.core.method_name`)
     that the experiments module writes."""
@@ -238,7 +236,7 @@ def _num(v) -> float:
     try: return float(v)
     except (TypeError, ValueError): return float("nan")
 
-def _sweep_label(sweep: dict) -> str: return ", ".join(f"{k}={_fmt_num(v)}" for k, v in sorted(sweep.items()))
+def _sweep_label(sweep: dict) -> str: return ", ".join(f"{k}={format_value(v)}" for k, v in sorted(sweep.items()))
 
 def _is_vector(key: str) -> bool: return key in VECTOR_METRICS or key.endswith("/drift")
 
@@ -511,7 +509,7 @@ def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), see
         for loss, weighter, kw, run_refs in _parse_method(spec, refs):
             cfg = dict(loss=loss, weighter=weighter, weighter_kwargs=kw, references=run_refs, seed=s)
             entry = _entry_from_config("", cfg, {})
-            entry.update(name=f"{entry['method']}-s{s}" + "".join(f"-{k}{_fmt_num(v)}" for k, v in sw.items()),
+            entry.update(name=f"{entry['method']}-s{s}" + "".join(f"-{k}{format_value(v)}" for k, v in sw.items()),
                          sweep=dict(sw), status="completed")
             entry["final"] = _write_synthetic_run(root, rng, entry, kw, baseline, n_steps, eval_steps, n_eval,
                                                   pairs.get(s), infl)

@@ -1,4 +1,5 @@
-"""What every stage shares: atomic file writes, JSON-friendly values, one-line refusals, and the methods' names.
+"""What every stage shares: atomic file writes, JSON-friendly values, one-line refusals, number checks, and the methods'
+names.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/core.html.md"""
 
@@ -13,7 +14,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['LOSS_LABELS', 'WEIGHTER_LABELS', 'ONE_HOT_WEIGHTERS', 'atomic_write', 'plain', 'write_json', 'DamagedFile',
-           'read_json', 'refuse', 'check_unique', 'method_name']
+           'read_json', 'refuse', 'check_unique', 'is_number', 'format_value', 'method_name']
 
 # %% ../nbs/00_core.ipynb #32ecca1a
 def atomic_write(path: str | os.PathLike,
@@ -89,6 +90,17 @@ def check_unique(values, what: str = "pair ids", show: int = 3) -> None:
         named = ", ".join(f"{v!r} ({n}x)" for v, n in repeated[:show])
         more = f" and {len(repeated) - show} more" if len(repeated) > show else ""
         raise ValueError(f"{what} must be unique: {named}{more} repeated")
+
+# %% ../nbs/00_core.ipynb #ecd10345
+import numbers
+
+def is_number(v, finite: bool = False) -> bool:
+    "True for an int or float (numpy scalars too), never a bool; and, where `finite`, only a finite one."
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and (not finite or math.isfinite(v))
+
+def format_value(v) -> str:
+    "A setting's value as run names and labels show it: a float in its shortest form (`0.1`, `1e-05`), else `str`."
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 # %% ../nbs/00_core.ipynb #de5f8748
 LOSS_LABELS = {"ln_dpo": "LN-DPO", "dpo": "DPO", "mrpo": "MRPO", "mdpo": "MDPO", "geometric": "Geometric",

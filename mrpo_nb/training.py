@@ -17,7 +17,7 @@ import torch
 from fastcore.basics import patch
 from safetensors.torch import save_file, load_file
 
-from .core import atomic_write, write_json, plain, read_json, DamagedFile
+from .core import atomic_write, write_json, plain, read_json, DamagedFile, is_number
 from .scoring import (tokenize_pair, pad_pairs, reply_logps, pack_units, packed_forward, can_pack,
                              destroy_process_group_at_exit, deepspeed_launch, process_state, gather_in_order,
                              decoder_and_head)
@@ -95,7 +95,6 @@ class TrainConfig:
     def __post_init__(self): check_config(self)
 
 # %% ../nbs/05_training.ipynb #2c9fd11a
-def _real(v) -> bool: return isinstance(v, numbers.Real) and not isinstance(v, bool)
 def _int(v) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 def _names(v) -> bool: return len(v) > 0 and all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v)
 def _seq(v) -> bool: return isinstance(v, (list, tuple))
@@ -106,13 +105,13 @@ _CONFIG_RULES = [   # (fields, right type?, allowed value?, what is allowed)
     (("eval_points", "checkpoint_every", "seed"), _int, lambda v: v >= 0, "an integer >= 0"),
     (("max_steps", "micro_batch_tokens", "lora_layers"), lambda v: v is None or _int(v), lambda v: v is None or v >= 1,
      "None or an integer >= 1"),
-    (("beta", "lr", "lora_alpha"), _real, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
-    (("weight_decay", "gamma"), _real, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
-    (("lora_dropout",), _real, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    (("max_grad_norm",), lambda v: v is None or _real(v), lambda v: v is None or (math.isfinite(v) and v > 0),
+    (("beta", "lr", "lora_alpha"), is_number, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    (("weight_decay", "gamma"), is_number, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    (("lora_dropout",), is_number, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    (("max_grad_norm",), lambda v: v is None or is_number(v), lambda v: v is None or (math.isfinite(v) and v > 0),
      "None or a finite number > 0"),
-    (("adam_betas",), lambda v: _seq(v) and all(map(_real, v)), lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
-     "two numbers in [0, 1)"),
+    (("adam_betas",), lambda v: _seq(v) and all(map(is_number, v)),
+     lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
     (("pack_pairs", "load_in_4bit", "gradient_checkpointing", "progress"), lambda v: isinstance(v, bool),
      lambda v: True, "True or False"),
     (("policy",), lambda v: isinstance(v, str), lambda v: bool(v.strip()), "a model spec (a non-empty string)"),
@@ -1404,11 +1403,11 @@ _RESUME_FIELDS = {   # state.json entry: (check, what is allowed)
     "step": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "skipped": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
     "pairs": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
-    "train_time": (lambda v: _real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
-    "wall_time": (lambda v: _real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "train_time": (lambda v: is_number(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "wall_time": (lambda v: is_number(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
     "nonfinite": (lambda v: isinstance(v, list), "a list"),
     "evals": (lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v), "a list of dicts"),
-    "last_alpha": (lambda v: v is None or (_seq(v) and all(map(_real, v))), "None or a list of numbers"),
+    "last_alpha": (lambda v: v is None or (_seq(v) and all(map(is_number, v))), "None or a list of numbers"),
     "status": (lambda v: isinstance(v, str), "a string"),
 }
 
@@ -1425,7 +1424,7 @@ def _read_resumable(self: Trainer, ck: Path) -> dict:
     if diff: raise ValueError(f"cannot resume {ck}: the config differs in {diff}")
     for k, (ok, allowed) in _RESUME_FIELDS.items():
         if k not in st: raise DamagedFile(f, f"no {k!r} entry")
-        if not ok(st[k]): raise DamagedFile(f, f"{k} must be {allowed}, not {_shown(st[k], _real(st[k]))}")
+        if not ok(st[k]): raise DamagedFile(f, f"{k} must be {allowed}, not {_shown(st[k], is_number(st[k]))}")
     if st["step"] != int(ck.name[5:]) or st["step"] > self.n_steps:
         raise DamagedFile(f, f"step {st['step']} does not fit the folder {ck.name} of a {self.n_steps}-step run")
     if self.weighter is not None:
@@ -1462,7 +1461,7 @@ def check_initial(initial) -> dict | None:
     """The untrained policy's metrics handed to a run (`train(initial=...)`): None, or a dict of metric name ->
     finite number or None; anything else is refused with one line."""
     if initial is None: return None
-    ok = isinstance(initial, dict) and all(isinstance(k, str) and (v is None or (_real(v) and math.isfinite(v)))
+    ok = isinstance(initial, dict) and all(isinstance(k, str) and (v is None or (is_number(v) and math.isfinite(v)))
                                            for k, v in initial.items())
     if not ok: raise ValueError(f"initial must be None or a dict of metric name -> finite number or None (the "
                                 f"untrained policy's, e.g. {{'test/accuracy': 0.5}}), not {_shown(initial)}")
@@ -1541,8 +1540,8 @@ def _scalars(rec: dict) -> dict:
     out = {}
     for k, v in plain(rec).items():
         if k == "step": continue
-        if _real(v) or isinstance(v, bool): out[k] = float(v)
-        elif isinstance(v, list) and v and all(_real(x) for x in v):
+        if is_number(v) or isinstance(v, bool): out[k] = float(v)
+        elif isinstance(v, list) and v and all(is_number(x) for x in v):
             out.update({f"{k}/{i}": float(x) for i, x in enumerate(v)})
     return out
 
@@ -1633,7 +1632,7 @@ def _no_result(self: Trainer) -> str | None:
         return f"no optimiser step trained: all {st['step']} steps were skipped as non-finite"
     last = st["evals"][-1] if st["evals"] else {}
     missing = [f"{s}/accuracy" for s in self.cfg.eval_splits if last.get("step") != st["step"]
-               or not (_real(last.get(f"{s}/accuracy")) and math.isfinite(last[f"{s}/accuracy"]))]
+               or not (is_number(last.get(f"{s}/accuracy")) and math.isfinite(last[f"{s}/accuracy"]))]
     if missing: return f"the final metric(s) {missing} are missing after step {st['step']}"
     return None
 
