@@ -46,7 +46,7 @@ def _pct_arg(v: str) -> float:
 
 def _shard_arg(v: str) -> str:
     "An argparse type: 'i/n' with n >= 1 shards and 0 <= i < n (kept as given)."
-    from mrpo_nb.experiments import parse_shard
+    from mrpo_nb.spec import parse_shard
     try: parse_shard(v)
     except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
     return v
@@ -144,12 +144,12 @@ def run_main(experiment: str, out: str | None = None, seeds=None, methods=None, 
              prepare_only: bool = False, only=None, cache_dir=None, progress: bool = True, device: str = "cpu",
              print_fn=print) -> int:
     "`mrpo run`: plan or run an experiment, print its results table and timings; 0 if every run completed, else 1."
-    from mrpo_nb import experiments as X
-    s = X.load_experiment_spec(experiment)
-    s = X.override(s, seeds=[int(x) for x in seeds] if seeds else None, methods=list(methods) if methods else None)
-    X.parse_shard(shard)
+    from mrpo_nb import experiments as X, spec as S
+    s = S.load_experiment_spec(experiment)
+    s = S.override(s, seeds=[int(x) for x in seeds] if seeds else None, methods=list(methods) if methods else None)
+    S.parse_shard(shard)
     if dry_run:
-        print_fn(X.format_plan(X.plan(s, device=device)))
+        print_fn(S.format_plan(S.plan(s, device=device)))
         return 0
     out = Path(out or Path("runs") / s["name"])
     if out.exists() and not out.is_dir(): raise ValueError(f"--out {out} is a file, not an experiment folder")
