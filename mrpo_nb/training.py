@@ -18,9 +18,9 @@ from fastcore.basics import patch
 from safetensors.torch import save_file, load_file
 
 from .core import atomic_write, write_json, plain, read_json, DamagedFile, is_number
-from .scoring import (tokenize_pair, pad_pairs, reply_logps, pack_units, packed_forward, can_pack,
-                             destroy_process_group_at_exit, deepspeed_launch, process_state, gather_in_order,
-                             decoder_and_head)
+from .logprobs import (can_pack, decoder_and_head, pack_units, packed_forward, pad_pairs, reply_logps,
+                              tokenize_pair)
+from .scoring import deepspeed_launch, destroy_process_group_at_exit, gather_in_order, process_state
 from .losses import LOSSES, LOGP_TOL, weight_summary, single_reference_weights
 from .weighters import WEIGHTERS, make_weighter
 
@@ -668,6 +668,22 @@ def _keep_per_pair(per_pair: dict, idx: torch.Tensor, metrics: dict, lp: torch.T
     if "weights" in metrics: per_pair["weights"][idx] = metrics["weights"].detach().double().cpu()
 
 
+# %% ../nbs/05_training.ipynb #b21a10f8
+def _micro_batch_loss(lp: torch.Tensor, n: torch.Tensor, idx: torch.Tensor, ref: dict | None,
+                      alpha: torch.Tensor | None, kind: str, beta: float, gamma: float, n_total: int) -> tuple:
+    """A micro-batch's loss, its pairs' losses summed / `n_total`, and its diagnostics; `idx`: the positions of its
+    pairs in `ref` and a per-pair `alpha` (len(rows), K)."""
+    mb_ref = None if ref is None else {k: v[idx] for k, v in ref.items()}
+    mb_alpha = None if alpha is None else (alpha[idx] if alpha.dim() == 2 else alpha)
+    losses, metrics = pair_losses(lp, n, mb_ref, mb_alpha, kind, beta, gamma)
+    return losses.sum() / n_total, metrics
+
+def _add_metric_sums(metric_sums: dict, metrics: dict):
+    "Add a micro-batch's diagnostics, summed over its pairs, to `metric_sums` (the gradient weights are kept apart)."
+    for k, v in metrics.items():
+        if k == "weights": continue   # per pair, not a mean
+        metric_sums[k] = metric_sums.get(k, 0.0) + float(v.detach().double().sum())
+
 # %% ../nbs/05_training.ipynb #04b7ae8d
 def accumulate_gradients(model, enc: EncodedPairs, rows: Sequence[int], ref: dict | None, alpha: torch.Tensor | None,
                          kind: str, beta: float, pad_id: int, n_total: int | None = None, micro_batch_size: int = 8,
@@ -695,16 +711,11 @@ def accumulate_gradients(model, enc: EncodedPairs, rows: Sequence[int], ref: dic
             loss = lp.sum() * 0.0     # a micro-batch that contributes nothing (padding, or a non-finite loss)
             if mb is not None and finite:
                 idx = torch.tensor([pos[r] for r in mb])
-                mb_ref = None if ref is None else {k: v[idx] for k, v in ref.items()}
-                mb_alpha = None if alpha is None else (alpha[idx] if alpha.dim() == 2 else alpha)
-                losses, metrics = pair_losses(lp, n, mb_ref, mb_alpha, kind, beta, gamma)
-                mb_loss = losses.sum() / n_total
+                mb_loss, metrics = _micro_batch_loss(lp, n, idx, ref, alpha, kind, beta, gamma, n_total)
                 if torch.isfinite(mb_loss):
                     loss = mb_loss
                     loss_sum += float(mb_loss.detach())
-                    for k, v in metrics.items():
-                        if k == "weights": continue   # per pair, not a mean
-                        metric_sums[k] = metric_sums.get(k, 0.0) + float(v.detach().double().sum())
+                    _add_metric_sums(metric_sums, metrics)
                     _keep_per_pair(per_pair, idx, metrics, lp, n, kind)
                 else:
                     finite = False   # no backward through a non-finite loss: the step will be skipped anyway
@@ -1129,49 +1140,59 @@ class Trainer:
             scores.select(config.references) if scores is not None and config.references is not None else scores
         )
 
-    def setup(self) -> "Trainer":
-        "Load the policy; prepare it and the optimiser with the accelerator; tokenise the splits; build the weighter."
-        cfg = self.cfg
-        self._check_inputs()   # before any work: the splits and the reference values
-        self.trackers = resolve_trackers(cfg.report_to)
-        if self.trackers and self.run_dir is None:
-            raise ValueError(f"report_to {cfg.report_to!r} needs a run folder (run_dir) for the trackers' files")
-        if self.accelerator is None:
-            from accelerate import Accelerator
-            process_state()   # the processes of a launch (gloo on CPUs, under DeepSpeed too)
-            self.accelerator = Accelerator(cpu=not torch.cuda.is_available() and not deepspeed_launch(),
-                                           log_with=self.trackers or None,
-                                           project_dir=str(self.run_dir / "trackers") if self.trackers else None)
-        elif self.trackers and not self.accelerator.log_with:
-            warnings.warn(f"report_to {cfg.report_to!r}, but the accelerator handed in logs to no tracker: build it "
-                          "with Accelerator(log_with=...) to track this run")
-            self.trackers = []
-        self.main = self.accelerator.is_main_process
-        if is_deepspeed(self.accelerator):
-            configure_deepspeed(self.accelerator, cfg.micro_batch_size, cfg.max_grad_norm,
-                                resolve_dtype(cfg.dtype, self.accelerator.device))
-        if self.accelerator.num_processes > 1: destroy_process_group_at_exit()
-        if self.sharded: fsdp_mixed_precision(self.accelerator, resolve_dtype(cfg.dtype, self.accelerator.device))
-        self.policy, self.tok, self.template = load_policy(cfg, device=self.accelerator.device, loaded=self._loaded,
-                                                           fsdp=self.sharded)
-        self.policy.train()
-        opt = torch.optim.AdamW(trainable_parameters(self.policy).values(), lr=cfg.lr, betas=tuple(cfg.adam_betas),
-                                weight_decay=cfg.weight_decay)
-        self.model, self.opt = self.accelerator.prepare(PolicyLogps(self.policy), opt)
-        # the adapter's parameters (FSDP: all the model's, by which accelerate finds the model for its gradient norm)
-        self.params = (
-            list(self.model.parameters()) if self.sharded else [p for p in self.model.parameters() if p.requires_grad]
-        )
-        self.pad_id = self.tok.pad_token_id
-        self._prepare_data()
-        self._make_weighter()
-        self.state = dict(step=0, skipped=0, nonfinite=[], train_time=0.0, pairs=0, evals=[], last_alpha=None,
-                          status="running", wall_time=0.0)
-        self.recovered = []   # damaged checkpoints met on resume: {checkpoint, problem}
-        self.probe_memo = {}   # RewardProbe's accuracy after the last step (valid until the next step)
-        self.last_pairs, self.initial_pairs = {}, {}   # {split: {ids, margin}} of the latest and the step-0 evaluation
-        self.log = RunLog(self.run_dir / "metrics.jsonl" if self.run_dir else None, enabled=self.main)
-        return self
+# %% ../nbs/05_training.ipynb #bd69a1dc
+@patch
+def setup(self: Trainer) -> "Trainer":
+    "Load the policy; prepare it and the optimiser with the accelerator; tokenise the splits; build the weighter."
+    cfg = self.cfg
+    self._check_inputs()   # before any work: the splits and the reference values
+    self._setup_accelerator()
+    self.policy, self.tok, self.template = load_policy(cfg, device=self.accelerator.device, loaded=self._loaded,
+                                                       fsdp=self.sharded)
+    self.policy.train()
+    opt = torch.optim.AdamW(trainable_parameters(self.policy).values(), lr=cfg.lr, betas=tuple(cfg.adam_betas),
+                            weight_decay=cfg.weight_decay)
+    self.model, self.opt = self.accelerator.prepare(PolicyLogps(self.policy), opt)
+    # the adapter's parameters (FSDP: all the model's, by which accelerate finds the model for its gradient norm)
+    self.params = (
+        list(self.model.parameters()) if self.sharded else [p for p in self.model.parameters() if p.requires_grad]
+    )
+    self.pad_id = self.tok.pad_token_id
+    self._prepare_data()
+    self._make_weighter()
+    self.state = dict(step=0, skipped=0, nonfinite=[], train_time=0.0, pairs=0, evals=[], last_alpha=None,
+                      status="running", wall_time=0.0)
+    self.recovered = []   # damaged checkpoints met on resume: {checkpoint, problem}
+    self.probe_memo = {}   # RewardProbe's accuracy after the last step (valid until the next step)
+    self.last_pairs, self.initial_pairs = {}, {}   # {split: {ids, margin}} of the latest and the step-0 evaluation
+    self.log = RunLog(self.run_dir / "metrics.jsonl" if self.run_dir else None, enabled=self.main)
+    return self
+
+# %% ../nbs/05_training.ipynb #7383be76
+@patch
+def _setup_accelerator(self: Trainer):
+    """The trackers `report_to` names and the accelerator (built here unless one was handed in, logging to those
+    trackers), configured for DeepSpeed or FSDP; sets `main` (is this the main process?)."""
+    cfg = self.cfg
+    self.trackers = resolve_trackers(cfg.report_to)
+    if self.trackers and self.run_dir is None:
+        raise ValueError(f"report_to {cfg.report_to!r} needs a run folder (run_dir) for the trackers' files")
+    if self.accelerator is None:
+        from accelerate import Accelerator
+        process_state()   # the processes of a launch (gloo on CPUs, under DeepSpeed too)
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available() and not deepspeed_launch(),
+                                       log_with=self.trackers or None,
+                                       project_dir=str(self.run_dir / "trackers") if self.trackers else None)
+    elif self.trackers and not self.accelerator.log_with:
+        warnings.warn(f"report_to {cfg.report_to!r}, but the accelerator handed in logs to no tracker: build it "
+                      "with Accelerator(log_with=...) to track this run")
+        self.trackers = []
+    self.main = self.accelerator.is_main_process
+    if is_deepspeed(self.accelerator):
+        configure_deepspeed(self.accelerator, cfg.micro_batch_size, cfg.max_grad_norm,
+                            resolve_dtype(cfg.dtype, self.accelerator.device))
+    if self.accelerator.num_processes > 1: destroy_process_group_at_exit()
+    if self.sharded: fsdp_mixed_precision(self.accelerator, resolve_dtype(cfg.dtype, self.accelerator.device))
 
 # %% ../nbs/05_training.ipynb #0cfb0eef
 @patch(as_prop=True)
@@ -1332,17 +1353,7 @@ def train_step(self: Trainer, step: int) -> dict:
     margins = reference_margins(ref) if ref is not None else torch.zeros(len(rows), 0, dtype=torch.float64)
     rec = dict(step=step + 1, epoch=step * cfg.batch_size // max(len(self.enc["train"]), 1), pairs=len(rows))
     if self.weighter is not None and not torch.isfinite(margins).all():   # the weighters refuse these: no step
-        bad = (~torch.isfinite(margins)).nonzero()[0].tolist()
-        rec.update(
-            margins=margins.sum(0).tolist(),
-            alpha=None,
-            loss=None,
-            grad_norm=None,
-            skipped=True,
-            nonfinite=f"reference margins (pair {self.enc['train'].ids[rows[bad[0]]]}, "
-            f"reference {self.scores.names[bad[1]]})",
-        )
-        return self._count_skip(rec, t0)
+        return self._skip_nonfinite_margins(rec, rows, margins, t0)
     alpha, fields_ = batch_alpha(self.weighter, margins)
     rec.update(fields_)
     probe = None
@@ -1367,6 +1378,21 @@ def train_step(self: Trainer, step: int) -> dict:
     return rec
 
 # %% ../nbs/05_training.ipynb #32e3f637
+@patch
+def _skip_nonfinite_margins(self: Trainer, rec: dict, rows: list, margins: torch.Tensor, t0: float) -> dict:
+    "Skip a step whose reference margins are not all finite (the weighters refuse them), naming the first bad one."
+    bad = (~torch.isfinite(margins)).nonzero()[0].tolist()
+    rec.update(
+        margins=margins.sum(0).tolist(),
+        alpha=None,
+        loss=None,
+        grad_norm=None,
+        skipped=True,
+        nonfinite=f"reference margins (pair {self.enc['train'].ids[rows[bad[0]]]}, "
+        f"reference {self.scores.names[bad[1]]})",
+    )
+    return self._count_skip(rec, t0)
+
 @patch
 def _count_skip(self: Trainer, rec: dict, t0: float, t_tsw: float = 0.0) -> dict:
     "Count a skipped step (and stop the run if `nonfinite='stop'`)."

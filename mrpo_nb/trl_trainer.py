@@ -10,6 +10,7 @@ import copy, warnings
 from pathlib import Path
 import numpy as np
 import torch
+from fastcore.basics import patch
 from .core import write_json, read_json, DamagedFile
 from .training import fit_pair, pair_losses
 from .scoring import ScoreTable, tokenize_pair
@@ -105,18 +106,20 @@ class MultiReferenceMixin:
         self.validation_dataset = None if validation_dataset is None else self._prepare_dataset(
             validation_dataset, self.processing_class, self.args, "validation")
 
-    def _make_weighter(self, weighter, kw, seed, validation_dataset) -> Weighter:
-        if isinstance(weighter, Weighter): w = weighter
-        else:
-            if str(weighter).lower() in ("vdw", "vaw") and "val_margins" not in kw:
-                if validation_dataset is None:
-                    raise ValueError(f"weighter {weighter!r} needs validation_dataset= (or val_margins)")
-                c, r = reference_ell(self.scores, pair_rows(self.scores, validation_dataset[self.id_column]))
-                kw = dict(kw, val_margins=c - r)
-            w = make_weighter(weighter, len(self.scores.names), seed=seed, **kw)
-        if w.n_refs != len(self.scores.names):
-            raise ValueError(f"the weighter has K = {w.n_refs} references, the score table {len(self.scores.names)}")
-        return w
+# %% ../nbs/10_trl.ipynb #b3a2ea01
+@patch
+def _make_weighter(self: MultiReferenceMixin, weighter, kw, seed, validation_dataset) -> Weighter:
+    if isinstance(weighter, Weighter): w = weighter
+    else:
+        if str(weighter).lower() in ("vdw", "vaw") and "val_margins" not in kw:
+            if validation_dataset is None:
+                raise ValueError(f"weighter {weighter!r} needs validation_dataset= (or val_margins)")
+            c, r = reference_ell(self.scores, pair_rows(self.scores, validation_dataset[self.id_column]))
+            kw = dict(kw, val_margins=c - r)
+        w = make_weighter(weighter, len(self.scores.names), seed=seed, **kw)
+    if w.n_refs != len(self.scores.names):
+        raise ValueError(f"the weighter has K = {w.n_refs} references, the score table {len(self.scores.names)}")
+    return w
 
 # %% ../nbs/10_trl.ipynb #8880e7ea
 class _PairRowCollator:
@@ -128,8 +131,6 @@ class _PairRowCollator:
         return out
 
 # %% ../nbs/10_trl.ipynb #7e0589b4
-from fastcore.basics import patch
-
 @patch
 def _prepare_dataset(self: MultiReferenceMixin, dataset, processing_class, args, dataset_name):
     if "pair_row" in dataset.column_names and "prompt_ids" in dataset.column_names: return dataset

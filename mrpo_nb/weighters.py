@@ -178,80 +178,94 @@ class Weighter:
     def _state(self) -> dict: return {}
     def _load_state(self, s: dict): pass
 
-    # --- the protocol ------------------------------------------------------------------------------
-    def alpha(self, margins) -> torch.Tensor:
-        "α for the current mini-batch from its reference margins Δ (B, K): shape (K,), or (B, K) if `per_example`."
-        who = f"{self.name}.alpha"
-        if self.is_open:
-            raise RuntimeError(f"{who}: mini-batch {self.t} is still open: call observe() after each alpha() "
-                               "(one alpha/observe pair per mini-batch)")
-        m = as_margins(margins, self.n_refs, who)
-        a, info = self._alpha(m)
-        self.history.append(dict(batch=self.t, alpha=_floats(a.mean(0) if a.ndim == 2 else a), **info))
-        self.is_open = True
-        return _as_tensor(a, margins)
-
-    def observe(self, margins=None, acc_before: float | None = None, acc_after: float | None = None) -> None:
-        "Close the current mini-batch after the optimiser step (SWCW keeps its margins; TSW needs the val accuracies)."
-        who = f"{self.name}.observe"
-        if not self.is_open: raise RuntimeError(f"{who}: no open mini-batch: call alpha(margins) for mini-batch "
-                                                f"{self.t} first")
-        m = None if margins is None else as_margins(margins, self.n_refs, who)
-        if (acc_before is None) != (acc_after is None) or (self.needs_reward and acc_before is None):
-            raise ValueError(f"{who}: {'this strategy needs' if self.needs_reward else 'give both or neither of'} "
-                             f"acc_before and "
-                             "acc_after (validation accuracy on the same draw_subsample() pairs before and after the "
-                             "step); "
-                             f"got acc_before={acc_before!r}, acc_after={acc_after!r}")
-        if acc_before is not None:
-            acc_before, acc_after = _check_acc(acc_before, 'acc_before', who), _check_acc(acc_after, 'acc_after', who)
-        entry = self.history[-1]
-        self._observe(m, acc_before, acc_after, entry)   # strategies check their input before changing anything
-        if acc_before is not None: entry.update(acc_before=acc_before, acc_after=acc_after)
-        self.is_open = False
-        self.t += 1
-
-    def draw_subsample(self, n_val: int, size: int | None = None) -> np.ndarray:
-        """Sorted indices of a fresh random subsample (without replacement) of `size` (default `self.subsample`) of
-        `n_val` validation pairs."""
-        who = f"{self.name}.draw_subsample"
-        size = self.subsample if size is None else size
-        if size is None: raise ValueError(f"{who}: this strategy has no subsample size (subsample=None); pass size=")
-        n_val, size = _check_int(n_val, 'n_val', who, lo=1), _check_int(size, 'size', who, lo=1)
-        return np.sort(self.subsample_rng.choice(n_val, size=min(size, n_val), replace=False)).astype(np.int64)
-
     def alphas(self) -> np.ndarray:
         "α per mini-batch so far, shape (T, K) (per-example strategies: the batch mean)."
         return np.array([e['alpha'] for e in self.history], dtype=np.float64).reshape(-1, self.n_refs)
-
-    # --- checkpoints -------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        "Everything needed to continue exactly (history, strategy state, both RNG states), as a JSON-serialisable dict."
-        d = dict(format=STATE_FORMAT, name=self.name, n_refs=self.n_refs, seed=self.seed, config=self.config(),
-                 t=self.t, is_open=self.is_open, history=self.history, state=self._state(),
-                 rng=_rng_state(self.rng), subsample_rng=_rng_state(self.subsample_rng))
-        return json.loads(json.dumps(d, allow_nan=False))   # a deep copy, and proof that it is plain JSON
-
-    def load_state_dict(self, d: dict) -> 'Weighter':
-        "Restore a `state_dict()` (same strategy, K and options; the seed is taken from the state). Returns self."
-        who = f"{self.name}.load_state_dict"
-        check_weighter_state(d)   # every field (the format first), before anything changes
-        if d['name'] != self.name: raise ValueError(f"{who}: the state is for strategy {d['name']!r}, this weighter "
-                                                    f"is {self.name!r}")
-        if d['n_refs'] != self.n_refs: raise ValueError(f"{who}: the state has K = {d['n_refs']} references, this "
-                                                        f"weighter K = {self.n_refs}")
-        if d['config'] != self.config():
-            raise ValueError(f"{who}: options differ: the state has {d['config']}, this weighter {self.config()}")
-        self._load_state(d['state'])
-        self.seed, self.t, self.is_open = int(d['seed']), int(d['t']), bool(d['is_open'])
-        self.history = json.loads(json.dumps(d['history']))
-        _set_rng_state(self.rng, d['rng']); _set_rng_state(self.subsample_rng, d['subsample_rng'])
-        return self
 
     def __repr__(self):
         opts = ', '.join(f'{k}={v!r}' for k, v in self.config().items())
         opts = f", {opts}" if opts else ""
         return f"{type(self).__name__}(n_refs={self.n_refs}{opts}, seed={self.seed}; {self.t} batches)"
+
+# %% ../nbs/04_weighters.ipynb #bf3984cb
+def patch(f):
+    """Decorator: make `f` a method of the class its first parameter is annotated with (`def m(self: Weighter)`), as
+    fastcore's `patch` does; this module's own copy, since it imports only numpy and torch."""
+    cls = next(iter(f.__annotations__.values()))
+    f.__qualname__ = f"{cls.__name__}.{f.__name__}"
+    setattr(cls, f.__name__, f)
+
+# %% ../nbs/04_weighters.ipynb #55a1e1a0
+@patch
+def alpha(self: Weighter, margins) -> torch.Tensor:
+    "α for the current mini-batch from its reference margins Δ (B, K): shape (K,), or (B, K) if `per_example`."
+    who = f"{self.name}.alpha"
+    if self.is_open:
+        raise RuntimeError(f"{who}: mini-batch {self.t} is still open: call observe() after each alpha() "
+                           "(one alpha/observe pair per mini-batch)")
+    m = as_margins(margins, self.n_refs, who)
+    a, info = self._alpha(m)
+    self.history.append(dict(batch=self.t, alpha=_floats(a.mean(0) if a.ndim == 2 else a), **info))
+    self.is_open = True
+    return _as_tensor(a, margins)
+
+@patch
+def observe(self: Weighter, margins=None, acc_before: float | None = None, acc_after: float | None = None) -> None:
+    "Close the current mini-batch after the optimiser step (SWCW keeps its margins; TSW needs the val accuracies)."
+    who = f"{self.name}.observe"
+    if not self.is_open: raise RuntimeError(f"{who}: no open mini-batch: call alpha(margins) for mini-batch "
+                                            f"{self.t} first")
+    m = None if margins is None else as_margins(margins, self.n_refs, who)
+    if (acc_before is None) != (acc_after is None) or (self.needs_reward and acc_before is None):
+        raise ValueError(f"{who}: {'this strategy needs' if self.needs_reward else 'give both or neither of'} "
+                         f"acc_before and "
+                         "acc_after (validation accuracy on the same draw_subsample() pairs before and after the "
+                         "step); "
+                         f"got acc_before={acc_before!r}, acc_after={acc_after!r}")
+    if acc_before is not None:
+        acc_before, acc_after = _check_acc(acc_before, 'acc_before', who), _check_acc(acc_after, 'acc_after', who)
+    entry = self.history[-1]
+    self._observe(m, acc_before, acc_after, entry)   # strategies check their input before changing anything
+    if acc_before is not None: entry.update(acc_before=acc_before, acc_after=acc_after)
+    self.is_open = False
+    self.t += 1
+
+# %% ../nbs/04_weighters.ipynb #f418d549
+@patch
+def draw_subsample(self: Weighter, n_val: int, size: int | None = None) -> np.ndarray:
+    """Sorted indices of a fresh random subsample (without replacement) of `size` (default `self.subsample`) of
+    `n_val` validation pairs."""
+    who = f"{self.name}.draw_subsample"
+    size = self.subsample if size is None else size
+    if size is None: raise ValueError(f"{who}: this strategy has no subsample size (subsample=None); pass size=")
+    n_val, size = _check_int(n_val, 'n_val', who, lo=1), _check_int(size, 'size', who, lo=1)
+    return np.sort(self.subsample_rng.choice(n_val, size=min(size, n_val), replace=False)).astype(np.int64)
+
+# %% ../nbs/04_weighters.ipynb #888ae5b4
+@patch
+def state_dict(self: Weighter) -> dict:
+    "Everything needed to continue exactly (history, strategy state, both RNG states), as a JSON-serialisable dict."
+    d = dict(format=STATE_FORMAT, name=self.name, n_refs=self.n_refs, seed=self.seed, config=self.config(),
+             t=self.t, is_open=self.is_open, history=self.history, state=self._state(),
+             rng=_rng_state(self.rng), subsample_rng=_rng_state(self.subsample_rng))
+    return json.loads(json.dumps(d, allow_nan=False))   # a deep copy, and proof that it is plain JSON
+
+@patch
+def load_state_dict(self: Weighter, d: dict) -> 'Weighter':
+    "Restore a `state_dict()` (same strategy, K and options; the seed is taken from the state). Returns self."
+    who = f"{self.name}.load_state_dict"
+    check_weighter_state(d)   # every field (the format first), before anything changes
+    if d['name'] != self.name: raise ValueError(f"{who}: the state is for strategy {d['name']!r}, this weighter "
+                                                f"is {self.name!r}")
+    if d['n_refs'] != self.n_refs: raise ValueError(f"{who}: the state has K = {d['n_refs']} references, this "
+                                                    f"weighter K = {self.n_refs}")
+    if d['config'] != self.config():
+        raise ValueError(f"{who}: options differ: the state has {d['config']}, this weighter {self.config()}")
+    self._load_state(d['state'])
+    self.seed, self.t, self.is_open = int(d['seed']), int(d['t']), bool(d['is_open'])
+    self.history = json.loads(json.dumps(d['history']))
+    _set_rng_state(self.rng, d['rng']); _set_rng_state(self.subsample_rng, d['subsample_rng'])
+    return self
 
 # %% ../nbs/04_weighters.ipynb #2f988cbf
 class UniformWeighter(Weighter):
