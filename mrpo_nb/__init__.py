@@ -13,6 +13,7 @@ Modules:
 - `mrpo_nb.paper`: The study's per-seed results, read from the files its authors published, run through this package's statistics: Tables 1–2 recomputed to the printed digit with a pooled exact test, Figure 1 as paired comparisons over seeds, and where the paper's claims hold at 5%.
 - `mrpo_nb.report`: One self-contained HTML file per experiment: every figure and table of the analysis, the data filter report, the references' accuracies and each run's provenance. It opens offline, in any browser.
 - `mrpo_nb.spec`: An experiment as plain data: its schema and checks, the methods it names, the grid of runs, the presets for the demo and the paper, and the plan that `mrpo run --dry-run` prints. Nothing here loads a model or writes a file.
+- `mrpo_nb.testing`: What the tests share: bad-input tables, missing prerequisites, a made-up score table and tokenizer, a free port, a scratch folder.
 - `mrpo_nb.weighters`: How much each of the $K$ reference models counts in a mini-batch: Uniform, Single, Original, VDW, VAW, SWCW, SWCW-OH and Thompson sampling (TSW), behind one small interface with history, checkpoints and seeds.
 - `mrpo_nb.widgets`: Interactive explorers of a run folder (ipywidgets, for JupyterLab, VS Code and Colab) and their static twins (plotly figures with frames and a slider, for the docs site and the HTML report): Thompson sampling's Beta posteriors batch by batch, and the weight α each weighter gave every reference."""
 

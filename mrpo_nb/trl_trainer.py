@@ -13,7 +13,8 @@ import torch
 from fastcore.basics import patch
 from .core import write_json, read_json, DamagedFile
 from .training import fit_pair, pair_losses
-from .scoring import ScoreTable, tokenize_pair
+from .scoring import ScoreTable
+from .logprobs import tokenize_pair
 from .weighters import Weighter, make_weighter
 
 # %% auto #0
