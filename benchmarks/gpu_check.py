@@ -281,7 +281,7 @@ def _agree(a, b, n_tokens, per_token_tol: float) -> tuple[bool, float]:
 
 def _arch_scores(r: Report, arch: str, model, units, pad_id: int, tol: float, tag: str) -> dict:
     "packed(+prefix cache) vs padded vs naive for `units` on `model`; records the checks; returns the figures."
-    from mrpo_nb.scoring import can_pack, common_prefix, pad_pairs, packed_logps, reply_logps
+    from mrpo_nb.logprobs import can_pack, common_prefix, pad_pairs, packed_logps, reply_logps
     seqs = [(p, y) for p, ys in units for y in ys]
     n_tok = [len(y) for _, y in seqs]
     dev = next(model.parameters()).device

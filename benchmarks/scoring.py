@@ -79,7 +79,7 @@ def naive(model, seqs, pad_id):
 
 @torch.inference_mode()
 def padded(model, seqs, pad_id, batch_pairs=8):
-    from mrpo_nb.scoring import pad_pairs
+    from mrpo_nb.logprobs import pad_pairs
     out, step = [], 2 * batch_pairs  # chosen and rejected of a pair are neighbours in `seqs`
     for s in range(0, len(seqs), step):
         b = pad_pairs(seqs[s:s + step], pad_id, side="right")
@@ -98,7 +98,7 @@ def scorer(lm, rows, token_budget, cache_dir):
 
 def computed_tokens(seqs, token_budget):
     "Tokens the scorer runs through the model: pairs packed, and a batch's shared prompt prefix (>= 16) once."
-    from mrpo_nb.scoring import length_batches, common_prefix
+    from mrpo_nb.logprobs import length_batches, common_prefix
     units = [(seqs[i][0], [seqs[i][1], seqs[i + 1][1]]) for i in range(0, len(seqs), 2)]
     lens = [len(p) + sum(map(len, ys)) for p, ys in units]
     total = 0
@@ -138,7 +138,7 @@ def main():
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     import tempfile
-    from mrpo_nb.scoring import tokenize_pair
+    from mrpo_nb.logprobs import tokenize_pair
     t0 = time.perf_counter()
     lm = load_smollm2()
     model, tok = lm.model, lm.tokenizer

@@ -1,5 +1,4 @@
-"""The paper's Figures 1–4 and Tables 1–2, paired comparisons with uncertainty, and the paper's own numbers,
-all computed from experiment and run folders on disk: no trainer, no model.
+"""The paper's Figures 1–4 and Tables 1–2, paired comparisons with uncertainty, and the paper's own numbers, all computed from experiment and run folders on disk: no trainer, no model.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/analysis.html.md"""
 

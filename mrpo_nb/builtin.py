@@ -1,5 +1,4 @@
-"""A small preference data set in the raw layouts of PKU-SafeRLHF and UltraFeedback, so that the whole pipeline
-runs offline in minutes; and `load_data`, the one front door for the built-in set and every other source.
+"""A small preference data set in the raw layouts of PKU-SafeRLHF and UltraFeedback, so that the whole pipeline runs offline in minutes; and `load_data`, the one front door for the built-in set and every other source.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/builtin.html.md"""
 

@@ -1,5 +1,4 @@
-"""`mrpo`: the package's jobs from a shell — the demo, experiments and their shards, one run, the report, the data
-stage's filter report, and reference scoring.
+"""`mrpo`: the package's jobs from a shell — the demo, experiments and their shards, one run, the report, the data stage's filter report, and reference scoring.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/cli.html.md"""
 

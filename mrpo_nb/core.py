@@ -1,5 +1,4 @@
-"""What every stage shares: atomic file writes, JSON-friendly values, one-line refusals, number checks, and the methods'
-names.
+"""What every stage shares: atomic file writes, JSON-friendly values, one-line refusals, number checks, and the methods' names.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/core.html.md"""
 

@@ -1,5 +1,4 @@
-"""One canonical preference row for every data set the study uses; the study's length filter measured
-under every tokenizer of a run; seeded splits.
+"""One canonical preference row for every data set the study uses; the study's length filter measured under every tokenizer of a run; seeded splits.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/data.html.md"""
 

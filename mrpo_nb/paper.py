@@ -1,6 +1,4 @@
-"""The study's per-seed results, read from the files its authors published, run through this package's
-statistics: Tables 1–2 recomputed to the printed digit with a pooled exact test, Figure 1 as paired
-comparisons over seeds, and where the paper's claims hold at 5%.
+"""The study's per-seed results, read from the files its authors published, run through this package's statistics: Tables 1–2 recomputed to the printed digit with a pooled exact test, Figure 1 as paired comparisons over seeds, and where the paper's claims hold at 5%.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/paper.html.md"""
 

@@ -1,5 +1,4 @@
-"""One self-contained HTML file per experiment: every figure and table of the analysis, the data filter report,
-the references' accuracies and each run's provenance. It opens offline, in any browser.
+"""One self-contained HTML file per experiment: every figure and table of the analysis, the data filter report, the references' accuracies and each run's provenance. It opens offline, in any browser.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/report.html.md"""
 

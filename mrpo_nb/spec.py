@@ -1,5 +1,4 @@
-"""An experiment as plain data: its schema and checks, the methods it names, the grid of runs, the presets for the
-demo and the paper, and the plan that `mrpo run --dry-run` prints. Nothing here loads a model or writes a file.
+"""An experiment as plain data: its schema and checks, the methods it names, the grid of runs, the presets for the demo and the paper, and the plan that `mrpo run --dry-run` prints. Nothing here loads a model or writes a file.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/spec.html.md"""
 

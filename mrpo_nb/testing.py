@@ -1,5 +1,4 @@
-"""What the tests share: bad-input tables, missing prerequisites, a made-up score table and tokenizer, a free port,
-a scratch folder.
+"""What the tests share: bad-input tables, missing prerequisites, a made-up score table and tokenizer, a free port, a scratch folder.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/testing.html.md"""
 

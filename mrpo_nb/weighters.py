@@ -1,5 +1,4 @@
-"""How much each of the $K$ reference models counts in a mini-batch: Uniform, Single, Original, VDW, VAW, SWCW,
-SWCW-OH and Thompson sampling (TSW), behind one small interface with history, checkpoints and seeds.
+"""How much each of the $K$ reference models counts in a mini-batch: Uniform, Single, Original, VDW, VAW, SWCW, SWCW-OH and Thompson sampling (TSW), behind one small interface with history, checkpoints and seeds.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/weighters.html.md"""
 

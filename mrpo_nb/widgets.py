@@ -1,6 +1,4 @@
-"""Interactive explorers of a run folder (ipywidgets, for JupyterLab, VS Code and Colab) and their static twins
-(plotly figures with frames and a slider, for the docs site and the HTML report): Thompson sampling's Beta
-posteriors batch by batch, and the weight α each weighter gave every reference.
+"""Interactive explorers of a run folder (ipywidgets, for JupyterLab, VS Code and Colab) and their static twins (plotly figures with frames and a slider, for the docs site and the HTML report): Thompson sampling's Beta posteriors batch by batch, and the weight α each weighter gave every reference.
 
 Docs: https://mrpo-nb.github.io/mrpo_nb/widgets.html.md"""
 

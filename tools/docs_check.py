@@ -39,6 +39,17 @@ def figure_problems(nb_paths) -> list[str]:
                 problems.append(f"{where}: the output inlines plotly.js ({len(html):,} characters of HTML)")
     return problems
 
+def description_problems(nb_paths) -> list[str]:
+    """Title cells whose `> description` spans several lines: the docs site (fastcore's `md_frontmatter`) takes only
+    the first `>` line as the page's description, so the rest would be cut off mid-sentence."""
+    problems = []
+    for p in sorted(Path(x) for x in nb_paths):
+        cells = json.loads(p.read_text(encoding="utf-8"))["cells"]
+        md = next((c for c in cells if c.get("cell_type") == "markdown"), None)
+        quoted = [ln for ln in "".join(md["source"] if md else []).splitlines() if ln.startswith(">")]
+        if len(quoted) > 1: problems.append(f"{p.name}: its description spans {len(quoted)} '>' lines; make it one")
+    return problems
+
 if __name__ == '__main__':  # proc_nbs starts worker processes
     from nbdev.config import get_config
     from nbdev.serve import proc_nbs
@@ -50,4 +61,7 @@ if __name__ == '__main__':  # proc_nbs starts worker processes
     problems = figure_problems(procd)
     for pr in problems: print('figure check:', pr)
     print(f'figure check: {len(problems)} problem(s)')
-    sys.exit(0 if len(procd) == n_src and not problems else 1)
+    described = description_problems(cfg.nbs_path.glob('*.ipynb'))
+    for pr in described: print('description check:', pr)
+    print(f'description check: {len(described)} problem(s)')
+    sys.exit(0 if len(procd) == n_src and not problems and not described else 1)
