@@ -6,7 +6,7 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #4c6141a2
 from __future__ import annotations
-import argparse, subprocess, sys, time
+import argparse, inspect, subprocess, sys, time
 from pathlib import Path
 from typing import Sequence
 
@@ -42,6 +42,10 @@ def _pct_arg(v: str) -> float:
     except ValueError: x = float("nan")
     if not 0 <= x < 100: raise argparse.ArgumentTypeError(f"must be a number in [0, 100), not {v!r}")
     return x
+
+def _default_of(fn, name: str):
+    "The default of `fn`'s parameter `name`: the one home of a command's defaults, which its parser reads."
+    return inspect.signature(fn).parameters[name].default
 
 def _shard_arg(v: str) -> str:
     "An argparse type: 'i/n' with n >= 1 shards and 0 <= i < n (kept as given)."
@@ -109,18 +113,18 @@ def score_main(data: str = "builtin", refs: str = "smollm2,gemma3-270m", cache_d
 # %% ../nbs/09_cli.ipynb #84733aee
 def score_parser(parser=None):
     "The `mrpo score` arguments (on `parser`, e.g. a subcommand parser, or a new one)."
-    p = parser or _Parser(prog="mrpo score",
-                                          description="Score preference pairs under reference models (cached).")
-    p.add_argument("--data", default="builtin", help="'builtin', a hub id or a local file/folder of preference pairs")
-    p.add_argument("--refs", default="smollm2,gemma3-270m",
+    p = parser or _Parser(prog="mrpo score", description="Score preference pairs under reference models (cached).")
+    D = lambda name: _default_of(score_main, name)
+    p.add_argument("--data", default=D("data"), help="'builtin', a hub id or a local file/folder of preference pairs")
+    p.add_argument("--refs", default=D("refs"),
                    help="comma-separated reference specs, each 'spec' or 'name=spec'")
     p.add_argument("--policy", default=None, help="the policy's spec, scored as the reference 'self'")
-    p.add_argument("--cache-dir", default=".mrpo_cache/scores", help="score cache folder")
-    p.add_argument("--max-length", type=_int_arg(1), default=1024, help="longest prompt+reply in tokens")
-    p.add_argument("--token-budget", type=_int_arg(1), default=16384, help="padded tokens per batch")
+    p.add_argument("--cache-dir", default=D("cache_dir"), help="score cache folder")
+    p.add_argument("--max-length", type=_int_arg(1), default=D("max_length"), help="longest prompt+reply in tokens")
+    p.add_argument("--token-budget", type=_int_arg(1), default=D("token_budget"), help="padded tokens per batch")
     p.add_argument("--split", default=None, help="data split to load")
     p.add_argument("--limit", type=_int_arg(1), default=None, help="score only the first LIMIT pairs")
-    p.add_argument("--on-long", default="error", choices=["error", "skip"], help="pairs longer than --max-length")
+    p.add_argument("--on-long", default=D("on_long"), choices=["error", "skip"], help="pairs longer than --max-length")
     p.add_argument("--out", default=None, help="write the ScoreTable here (.safetensors)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -238,20 +242,22 @@ def _run_arguments(r: argparse.ArgumentParser, name: str):
                        help="run every n-th run from the i-th: i/n (i = 0..n-1)")
         r.add_argument("--dry-run", action="store_true",
                        help="print the plan (runs, pairs, tokens, rough time) and stop")
-        r.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="the rates --dry-run assumes")
+        r.add_argument("--device", default=_default_of(run_main, "device"), choices=["cpu", "gpu"],
+                       help="the rates --dry-run assumes")
         r.add_argument("--prepare-only", action="store_true", help="data, scores and the untrained policy only")
     else: r.add_argument("--run", required=True, help="the run's name (see mrpo run EXPERIMENT --dry-run)")
 
 def _data_arguments(f: argparse.ArgumentParser):
     "The arguments of `mrpo data`."
-    f.add_argument("source", nargs="?", default="builtin",
+    D = lambda name: _default_of(data_main, name)
+    f.add_argument("source", nargs="?", default=D("source"),
                    help="'builtin', a hub id, or a local JSONL/Parquet file or folder")
     f.add_argument("--split", default=None)
-    f.add_argument("--tokenizer", default="auto", help="'auto', 'toy' or a model spec (e.g. smollm2)")
-    f.add_argument("--max-length", type=_int_arg(1), default=1024)
-    f.add_argument("--pct", type=_pct_arg, default=2.5, help="percentile floor on prompt and reply lengths")
+    f.add_argument("--tokenizer", default=D("tokenizer"), help="'auto', 'toy' or a model spec (e.g. smollm2)")
+    f.add_argument("--max-length", type=_int_arg(1), default=D("max_length"))
+    f.add_argument("--pct", type=_pct_arg, default=D("pct"), help="percentile floor on prompt and reply lengths")
     f.add_argument("--n", type=_int_arg(1), default=None, help="only the first n rows")
-    f.add_argument("--chosen-by", default="better", choices=["better", "safer"],
+    f.add_argument("--chosen-by", default=D("chosen_by"), choices=["better", "safer"],
                    help="PKU-SafeRLHF: which id is chosen")
 
 # %% ../nbs/09_cli.ipynb #ed1a00fe

@@ -100,6 +100,10 @@ def code_cell(cell: dict) -> str:
         parts += [output_html(o, opts.get("output") == "asis") for o in cell.get("outputs", [])]
     return "\n".join(p for p in parts if p)
 
+def inline(text) -> str:
+    "A front-matter field as Quarto shows it: inline Markdown (code spans, emphasis, links), no raw HTML."
+    return MarkdownIt("commonmark", {"html": False}).renderInline(str(text))
+
 def front_matter(cell: dict) -> dict:
     src = "".join(cell.get("source", [])).strip()
     if not src.startswith("---"): return {}
@@ -114,7 +118,7 @@ def page(nb: dict, name: str) -> tuple[str, dict]:
         elif cell["cell_type"] == "markdown": body.append(markdown("".join(cell["source"])))
         elif cell["cell_type"] == "code": body.append(code_cell(cell))
     head = f"<h1>{html.escape(str(meta.get('title', name)))}</h1>"
-    if meta.get("description"): head += f'<p class="description">{html.escape(str(meta["description"]))}</p>'
+    if meta.get("description"): head += f'<p class="description">{inline(meta["description"])}</p>'
     return head + "\n".join(b for b in body if b), meta
 
 TEMPLATE = """<!doctype html>
@@ -165,7 +169,7 @@ def main(proc: Path, out: Path) -> list[Path]:
                      encoding="utf-8")
         written.append(f)
     rows = "".join(f'<tr><td><a href="{n}.html">{html.escape(str(m.get("title", n)))}</a></td>'
-                   f'<td>{html.escape(str(m.get("description", "")))}</td></tr>' for n, _, m in pages)
+                   f'<td>{inline(m.get("description", ""))}</td></tr>' for n, _, m in pages)
     (out / "pages.html").write_text(TEMPLATE.format(title="All pages", css=CSS, nav=nav,
                                                     body=f"<h1>All pages</h1><table>{rows}</table>"), encoding="utf-8")
     written.append(out / "pages.html")
