@@ -20,14 +20,13 @@ from .core import DamagedFile, read_json, ONE_HOT_WEIGHTERS, method_name, format
 # %% auto #0
 __all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'BASELINE_VALUES_FILE', 'SCORES_FILE', 'SPLITS', 'PAPER_RESULTS',
            'PAPER_ZERO_CHANGE', 'INFLUENCE_BETAS', 'find_runs', 'read_metrics', 'RunData', 'read_run', 'Experiment',
-           'load_experiment', 'shared_pairs', 'accuracy_se', 'tidy', 'read_pairs', 'write_synthetic_experiment',
-           'is_single_reference', 'final_accuracy', 'standard_error', 'method_summary', 'untrained_accuracy',
-           'paper_value', 'paper_dataset', 'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha',
-           'delta_sign_shares', 'fig_tsw', 'zero_change_shares', 'fig_sweep', 'influence_at_init',
-           'fig_reference_influence', 'fig_influence_steps', 'fig_influence_corr', 'fig_drift', 'drift_table',
-           'kendall_null', 'kendall_exact', 'kendall_pooled', 'table_kendall', 'table_tsw', 'mcnemar_pooled',
-           'mcnemar_exact', 'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference', 'paired_interval',
-           'paired_comparisons', 'headline']
+           'load_experiment', 'shared_pairs', 'accuracy_se', 'tidy', 'read_pairs', 'is_single_reference',
+           'final_accuracy', 'standard_error', 'method_summary', 'untrained_accuracy', 'paper_value', 'paper_dataset',
+           'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha', 'delta_sign_shares', 'fig_tsw',
+           'zero_change_shares', 'fig_sweep', 'influence_at_init', 'fig_reference_influence', 'fig_influence_steps',
+           'fig_influence_corr', 'fig_drift', 'drift_table', 'kendall_null', 'kendall_exact', 'kendall_pooled',
+           'table_kendall', 'table_tsw', 'mcnemar_pooled', 'mcnemar_exact', 'paired_bootstrap', 'mcnemar_detectable',
+           'detectable_difference', 'paired_interval', 'paired_comparisons', 'headline']
 
 # %% ../nbs/07_analysis.ipynb #0bbbe99c
 _RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -342,240 +341,6 @@ def read_pairs(run_dir, problems: list | None = None) -> dict:
     if problems is None:
         for n in notes: warnings.warn(n, stacklevel=2)
     return {w: v for w, v in out.items() if v}
-
-# %% ../nbs/07_analysis.ipynb #9d0d37c4
-def _parse_method(spec: str, refs) -> list:
-    "('ln_dpo', 'single', {'k': i}, [ref]) tuples for a method spec of the synthetic builder."
-    if spec == "single": return [("ln_dpo", "single", {"k": i}, [r]) for i, r in enumerate(refs)]
-    if spec == "ref_free": return [("ref_free", "uniform", {}, [])]
-    m = re.fullmatch(r"(\w+)-(\w+?)(?:-piv(\d+(?:\.\d+)?))?", spec)
-    if not m: raise ValueError(f"synthetic method {spec!r}: write 'single', 'ref_free' or '<loss>-<weighter>[-piv<v>]'")
-    kw = {"piv": float(m.group(3)), "subsample": 50} if m.group(3) else {}
-    return [(m.group(1), m.group(2), kw, list(refs))]
-
-def _weight_summary(w) -> dict:
-    """mean, s.d. (population, ddof = 0), min, q10, q50, q90 and max of per-pair weights `w` (linear quantiles):
-    the keys and definitions of `mrpo_nb.losses.weight_summary`, in numpy, so that this module needs no torch."""
-    w = np.asarray(w, dtype=float).ravel()
-    q10, q50, q90 = np.quantile(w, [0.1, 0.5, 0.9])
-    return dict(mean=float(w.mean()), sd=float(w.std()), min=float(w.min()), q10=float(q10), q50=float(q50),
-                q90=float(q90), max=float(w.max()))
-
-def _synthetic_influence(g, beta: float, n: int) -> dict:
-    "The summary of `n` made-up per-pair weights σ(−z), z = β·4·N(0, 1): spread out as β grows."
-    return _weight_summary(special.expit(-4 * beta * g.normal(size=n)).round(6))
-
-# %% ../nbs/07_analysis.ipynb #958b7908
-def _synthetic_log(rng, loss, weighter, kw, K, n_steps, evals: dict, infl: dict | None = None) -> list:
-    """metrics.jsonl records of one synthetic run (evals: {step: that evaluation's metrics}); `infl` (its own random
-    stream `rng`, `beta`, `K` references of the experiment): each step's influence summary and correlations."""
-    a = np.full(K, kw.get("piv", 5.0)); b = a.copy()
-    recs = [dict(step=0, **evals[0])]
-    for t in range(1, n_steps + 1):
-        rec = dict(step=t, epoch=0, pairs=8 * t, loss=round(float(rng.uniform(0.5, 0.8)), 4),
-                   grad_norm=round(float(rng.uniform(0.1, 2)), 4), skipped=False)
-        own = kw.get("k", 0)
-        if weighter == "tsw":
-            theta = rng.beta(a, b); arm = int(np.argmax(theta)); sign = int(rng.integers(-1, 2)); r = int(sign > 0)
-            a[arm] += r; b[arm] += 1 - r; own = arm
-            rec.update(alpha=np.eye(K)[arm].tolist(), arm=arm, theta=theta.round(4).tolist(), reward=r, delta_sign=sign,
-                       mu=(a / (a + b)).tolist(), acc_before=0.5, acc_after=0.5 + 0.02 * sign)
-        elif weighter == "single": rec["alpha"] = [1.0]
-        elif K: rec["alpha"] = rng.dirichlet(np.full(K, 4.0)).round(4).tolist()
-        if infl is not None:
-            g = infl["rng"]
-            rec["influence"] = _synthetic_influence(g, infl["beta"], 8)
-            if loss != "ref_free":
-                corr = g.uniform(0.5, 1.0, infl["K"]).round(4)
-                if weighter in ("single", "tsw"): corr[own] = 1.0     # one reference: its own weights
-                rec["influence_corr"] = corr.tolist()
-        if t in evals: rec.update(evals[t])
-        recs.append(rec)
-    return recs
-
-def _grid(rng, lo, hi, n): return float(rng.integers(round(lo * n), round(hi * n) + 1)) / n
-
-# %% ../nbs/07_analysis.ipynb #d7af0d20
-_SYNTHETIC_METHODS = ("single", "mrpo-vaw", "mdpo-vaw", "mrpo-vdw", "mdpo-vdw", "mdpo-tsw-piv5", "mdpo-tsw-piv10",
-                      "ref_free")
-
-def _pair_margins(rng, latent: np.ndarray, acc: float) -> list:
-    "Per-pair margins Δθ: the pairs' shared easiness plus run noise, shifted so that round(acc·n) pairs are right."
-    m = latent + 0.7 * rng.normal(size=len(latent))
-    k, s = round(acc * len(m)), np.sort(m)[::-1]
-    c = s[0] + 0.01 if k == 0 else s[-1] - 0.01 if k == len(m) else (s[k - 1] + s[k]) / 2
-    return (m - c).tolist()
-
-def _synthetic_evals(accs: dict, infl: dict | None, seed: int, n_steps: int) -> dict:
-    """{step: evaluation metrics}: the accuracies `accs` ({step: (val, test)}) and, given `infl`, each split's drift
-    towards every reference (the seed's own at step 0, then growing or shrinking) and the run's influence summary."""
-    out = {}
-    for t, (va, te) in accs.items():
-        ev = {"val/accuracy": va, "test/accuracy": te}
-        if infl is not None:
-            for s in ("val", "test"):
-                d0 = 0.3 + 0.2 * np.arange(infl["K"]) + 0.05 * seed      # the untrained policy: one per seed
-                ev[f"{s}/drift"] = (d0 + infl["slope"] * t / n_steps).round(6).tolist()
-                ev[f"{s}/influence"] = _synthetic_influence(infl["rng"], infl["beta"], 50)
-        out[t] = ev
-    return out
-
-# %% ../nbs/07_analysis.ipynb #bae2f9f8
-def _write_synthetic_run(root: Path, rng, entry: dict, kw: dict, baseline: dict, n_steps: int, eval_steps: list,
-                         n_eval: int, pairs: dict | None = None, infl: dict | None = None) -> dict:
-    """Write one synthetic run folder (config, metrics, summary and, given `pairs` = dict(rng, latent, ids, initial),
-    its per-pair results); `infl` = dict(rng, K): influence and drift too. Returns its final accuracies."""
-    from mrpo_nb.core import write_json, atomic_write
-    b, refs = baseline[f"seed_{entry['seed']}"], entry["references"]
-    start, end = (b["val/accuracy"], b["test/accuracy"]), (_grid(rng, .5, .7, n_eval), _grid(rng, .5, .7, n_eval))
-    accs = {t: tuple(round((x0 + (x1 - x0) * t / n_steps) * n_eval) / n_eval for x0, x1 in zip(start, end))
-            for t in eval_steps}
-    beta = entry["sweep"].get("beta", 0.1)
-    if infl is not None: infl = dict(infl, beta=beta, slope=infl["rng"].normal(0, 0.1, infl["K"]))
-    evals = _synthetic_evals(accs, infl, entry["seed"], n_steps)
-    recs = _synthetic_log(rng, entry["loss"], entry["weighter"], kw, len(refs), n_steps, evals, infl)
-    d = root / "runs" / entry["name"]
-    write_json(d / "config.json", dict(loss=entry["loss"], weighter=entry["weighter"], weighter_kwargs=kw,
-                                       references=refs, seed=entry["seed"], beta=beta,
-                                       lr=1e-4, batch_size=8, max_steps=n_steps))
-    atomic_write(d / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in recs))
-    acc = lambda t: {"val/accuracy": accs[t][0], "test/accuracy": accs[t][1]}
-    write_json(d / "summary.json", dict(status="completed", steps=n_steps, n_steps=n_steps, skipped_steps=0,
-                                        nonfinite=[], final=acc(n_steps), initial=acc(0),
-                                        evals=[dict(step=t, **evals[t]) for t in evals], loss=entry["loss"],
-                                        weighter=entry["weighter"], seed=entry["seed"], references=refs,
-                                        wall_time_s=1.0))
-    if pairs is not None:
-        final = {k: dict(ids=pairs["ids"][k], margin=_pair_margins(pairs["rng"], pairs["latent"][k], a))
-                 for k, a in zip(("val", "test"), accs[n_steps])}
-        write_json(d / PAIRS_FILE, dict(final=final, initial=pairs["initial"]))
-    return acc(n_steps)
-
-# %% ../nbs/07_analysis.ipynb #655e61c4
-def _synthetic_pairs(seeds, n_eval: int, baseline: dict, rng_seed: int) -> dict:
-    """{seed: dict(rng, latent, ids, initial)}: each seed's own val/test pairs, how easy each is, and the untrained
-    policy's margins; drawn from their own random stream, so that every other synthetic value stays as it was."""
-    g, out = np.random.default_rng([rng_seed, 1]), {}
-    for s in seeds:
-        ids = {k: [f"s{s}-{k}{i:03d}" for i in range(n_eval)] for k in ("val", "test")}
-        latent = {k: g.normal(size=n_eval) for k in ("val", "test")}
-        initial = {k: dict(ids=ids[k], margin=_pair_margins(g, latent[k], baseline[f"seed_{s}"][f"{k}/accuracy"]))
-                   for k in ("val", "test")}
-        out[s] = dict(rng=g, latent=latent, ids=ids, initial=initial)
-    return out
-
-def _synthetic_values(pairs: dict, refs: list, rng_seed: int) -> tuple:
-    """(`baseline_values.json`, the fields of the references' ScoreTable) on the seeds' val/test pairs: the untrained
-    policy's summed log-probs and lengths, whose length-normalised margins are its baseline margins, and each
-    reference's, whose margins are the policy's plus an offset per pair (s.d. 0.5, 1, 1.5, … by reference)."""
-    g, K = np.random.default_rng([rng_seed, 3]), len(refs)
-    values, cols = {}, {f: [] for f in ("ids", "logps_chosen", "logps_rejected", "lengths_chosen", "lengths_rejected")}
-    for s, p in pairs.items():
-        values[f"seed_{s}"] = {}
-        for split, v in p["initial"].items():
-            m, n = np.asarray(v["margin"]), len(v["ids"])
-            nc, nr = g.integers(5, 60, n), g.integers(5, 60, n)
-            lr = -8.0 + 0.3 * g.normal(size=n)                # per token; the chosen reply's is lr + Δθ
-            values[f"seed_{s}"][split] = dict(ids=list(v["ids"]), logps_chosen=((lr + m) * nc).tolist(),
-                                              logps_rejected=(lr * nr).tolist(), lengths_chosen=nc.tolist(),
-                                              lengths_rejected=nr.tolist())
-            kc, kr = (np.clip(x[:, None] + g.integers(-3, 4, (n, K)), 1, None) for x in (nc, nr))
-            rr = lr[:, None] + 0.2 * g.normal(size=(n, K))
-            rc = np.minimum(rr + m[:, None] + g.normal(size=(n, K)) * (0.5 + 0.5 * np.arange(K)), -1e-3)
-            for f, x in (("ids", list(v["ids"])), ("logps_chosen", rc * kc), ("logps_rejected", rr * kr),
-                         ("lengths_chosen", kc), ("lengths_rejected", kr)): cols[f].append(x)
-    return values, {f: (sum(x, []) if f == "ids" else np.concatenate(x)) for f, x in cols.items()}
-
-# %% ../nbs/07_analysis.ipynb #d4c465a1
-def _write_synthetic_runs(root: Path, rng, refs: list, seeds, sweeps: list, methods, baseline: dict, n_steps: int,
-                          eval_steps: list, n_eval: int, pairs: dict, infl: dict | None) -> list:
-    "Write a synthetic run folder for each sweep value, method and seed; their index entries."
-    entries = []
-    for sw, spec, s in itertools.product(sweeps, methods, seeds):
-        for loss, weighter, kw, run_refs in _parse_method(spec, refs):
-            cfg = dict(loss=loss, weighter=weighter, weighter_kwargs=kw, references=run_refs, seed=s)
-            entry = _entry_from_config("", cfg, {})
-            entry.update(name=f"{entry['method']}-s{s}" + "".join(f"-{k}{format_value(v)}" for k, v in sw.items()),
-                         sweep=dict(sw), status="completed")
-            entry["final"] = _write_synthetic_run(root, rng, entry, kw, baseline, n_steps, eval_steps, n_eval,
-                                                  pairs.get(s), infl)
-            entries.append(entry)
-    return entries
-
-def _write_synthetic_index(root: Path, rng, name: str, refs: list, seeds, n_eval: int, entries: list, baseline: dict):
-    "Write the synthetic experiment's experiment.json, index.json, references.json (made-up accuracies), baseline.json."
-    from mrpo_nb.core import write_json
-    own = {r: {f"seed_{s}/{k}": _grid(rng, .5, .7, n_eval) for s in seeds for k in ("val", "test")} for r in refs}
-    ref_acc = {r: {k: float(np.mean([a[f"seed_{s}/{k}"] for s in seeds])) for k in ("val", "test")} | a
-               for r, a in own.items()}      # each seed's own accuracy (its own val/test pairs), and their mean
-    spec = dict(preset="synthetic", references=refs, seeds=list(seeds))
-    write_json(root / "experiment.json", dict(name=name, spec=spec, spec_hash="synthetic",
-                                              created="2026-01-01T00:00:00Z", versions={"mrpo_nb": "synthetic"}))
-    write_json(root / "index.json", dict(experiment=name, spec_hash="synthetic", references=refs, runs=entries))
-    write_json(root / "references.json", dict(names=refs, specs={r: r for r in refs}, accuracy=ref_acc))
-    write_json(root / "baseline.json", baseline)
-
-# %% ../nbs/07_analysis.ipynb #ee688d9d
-def write_synthetic_experiment(root, references=("ref_a", "ref_b", "ref_c"), seeds=(0, 1, 2), n_steps: int = 12,
-                               eval_every: int = 4, methods=_SYNTHETIC_METHODS, sweep: dict | None = None,
-                               odd: bool = False, rng_seed: int = 0, n_eval: int = 200,
-                               name: str = "synthetic", per_pair: bool = True, influence: bool = True) -> Path:
-    """Write a synthetic experiment folder (documented format, made-up values) under `root`; for tests and docs.
-    `per_pair`: also each run's per-pair results (`eval_pairs.json`), the untrained policy's (`baseline_pairs.json`,
-    `baseline_values.json`) and the references' score table (`scores.safetensors`). `influence`: each step's
-    `influence` and `influence_corr`, each evaluation's `<split>/drift` and `<split>/influence`."""
-    from mrpo_nb.core import write_json
-    root, refs, rng = Path(root), list(references), np.random.default_rng(rng_seed)
-    sweeps = [{}] if not sweep else [dict(zip(sweep, vals)) for vals in itertools.product(*sweep.values())]
-    eval_steps = sorted({0, n_steps, *range(0, n_steps + 1, eval_every)})
-    grid = lambda: _grid(rng, .45, .55, n_eval)
-    baseline = {f"seed_{s}": {"val/accuracy": grid(), "test/accuracy": grid()} for s in seeds}
-    pairs = _synthetic_pairs(seeds, n_eval, baseline, rng_seed) if per_pair else {}
-    infl = dict(rng=np.random.default_rng([rng_seed, 2]), K=len(refs)) if influence else None   # its own stream
-    entries = _write_synthetic_runs(root, rng, refs, seeds, sweeps, methods, baseline, n_steps, eval_steps, n_eval,
-                                    pairs, infl)
-    if odd: entries += _make_odd(root, entries, refs)
-    _write_synthetic_index(root, rng, name, refs, seeds, n_eval, entries, baseline)
-    if per_pair:
-        from mrpo_nb.scoring import ScoreTable
-        write_json(root / "baseline_pairs.json", {f"seed_{s}": p["initial"] for s, p in pairs.items()})
-        values, cols = _synthetic_values(pairs, refs, rng_seed)
-        write_json(root / BASELINE_VALUES_FILE, values)
-        ScoreTable(refs, cols.pop("ids"), **cols, meta=dict(synthetic=True)).save(root / SCORES_FILE)
-    removed = {"empty reply": 12, "chosen == rejected": 3, "prompt too short": 25, "too long": 20}
-    write_json(root / "data" / "filter_report.json", dict(rows_in=1000, rows_out=940, removed=removed))
-    write_json(root / "timings.json", dict(data=0.1, models=0.2, scoring=0.3, baseline=0.1, training=1.0, total=1.7))
-    return root
-
-# %% ../nbs/07_analysis.ipynb #00b9e9d8
-def _make_odd(root: Path, entries: list, refs: list) -> list:
-    "Make the synthetic experiment untidy: a corrupt line and a skipped step, a running run and a failed run."
-    from mrpo_nb.core import write_json, atomic_write
-    multi = next(e for e in entries if e["loss"] not in ("ln_dpo", "ref_free"))
-    f = root / "runs" / multi["name"] / "metrics.jsonl"
-    lines = f.read_text().splitlines()
-    rec = json.loads(lines[2])
-    rec.update(loss=None, grad_norm=None, skipped=True, nonfinite="loss", alpha=[None] * len(rec["alpha"]))
-    lines[2] = json.dumps(rec); lines.insert(3, '{"step": 2.5, "loss": 0.6')   # a corrupt line in the middle
-    atomic_write(f, "\n".join(lines) + "\n")
-    s = json.loads((f.parent / "summary.json").read_text())
-    s.update(skipped_steps=1, nonfinite=[dict(step=2, what="loss")])
-    write_json(f.parent / "summary.json", s)
-    new, K = [], len(refs)
-    for status in ("running", "failed"):
-        e = dict(multi, name=f"mrpo-swcw-{status}", method="mrpo-swcw", label="MRPO · SWCW", weighter="swcw",
-                 status=status, final={"val/accuracy": None, "test/accuracy": None},
-                 error="RuntimeError: out of memory" if status == "failed" else None)
-        d = root / "runs" / e["name"]
-        write_json(d / "config.json", dict(loss="mrpo", weighter="swcw", weighter_kwargs={}, references=refs,
-                                           seed=e["seed"]))
-        if status == "running":
-            recs = [{"step": 0, "val/accuracy": 0.5, "test/accuracy": 0.5},
-                    {"step": 1, "alpha": [1 / K] * K, "loss": 0.69}]
-            atomic_write(d / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in recs) + '{"step": 2, "al')
-        else: atomic_write(d / "error.txt", "Traceback (most recent call last):\nRuntimeError: out of memory\n")
-        new.append(e)
-    return new
 
 # %% ../nbs/07_analysis.ipynb #ace83897
 SPLITS = ("val", "test")
@@ -1067,6 +832,14 @@ _ACROSS = ("s.d. across references", "range across references")
 def _reference_weights(dtheta, delta, beta: float) -> np.ndarray:
     "σ(−z_k), z_k = β(Δθ − Δ_k), per pair and reference: (N,) policy margins, (N, K) reference margins -> (N, K)."
     return special.expit(-beta * (np.asarray(dtheta, dtype=float)[:, None] - np.asarray(delta, dtype=float)))
+
+def _weight_summary(w) -> dict:
+    """mean, s.d. (population, ddof = 0), min, q10, q50, q90 and max of per-pair weights `w` (linear quantiles):
+    the keys and definitions of `mrpo_nb.losses.weight_summary`, in numpy, so that this module needs no torch."""
+    w = np.asarray(w, dtype=float).ravel()
+    q10, q50, q90 = np.quantile(w, [0.1, 0.5, 0.9])
+    return dict(mean=float(w.mean()), sd=float(w.std()), min=float(w.min()), q10=float(q10), q50=float(q50),
+                q90=float(q90), max=float(w.max()))
 
 def _check_betas(betas) -> list:
     betas = [betas] if isinstance(betas, (int, float)) else list(betas)
@@ -1585,12 +1358,12 @@ def _pair_stats(al: dict, confidence: float, n_boot: int, rng) -> dict:
     acc = paired_bootstrap(right, confidence, n_boot, shared, rng)
     fin = all(np.isfinite(a).all() and np.isfinite(b).all() for _, a, b in al.values())
     dth = paired_bootstrap([a - b for _, a, b in al.values()], confidence, n_boot, shared and fin, rng)
-    pc, alpha = f"{confidence:.0%}", 1 - confidence
+    level, alpha = f"{confidence:.0%}", 1 - confidence
     det = mcnemar_detectable(mc["n"], (mc["n10"] + mc["n01"]) / max(mc["n"], 1), alpha)
     return {"pairs": mc["n"], "n10/n01": f"{mc['n10']}/{mc['n01']}", "McNemar p (pooled)": mc["p"],
             "McNemar p per seed": ", ".join(f"s{s}: {d['p']:.3f}" for s, d in zip(al, mc["per_seed"])),
-            f"bootstrap {pc} low": acc["low"], f"bootstrap {pc} high": acc["high"],
-            "Δθ difference": dth["mean"], f"Δθ {pc} low": dth["low"], f"Δθ {pc} high": dth["high"],
+            f"bootstrap {level} low": acc["low"], f"bootstrap {level} high": acc["high"],
+            "Δθ difference": dth["mean"], f"Δθ {level} low": dth["low"], f"Δθ {level} high": dth["high"],
             "Δθ detectable": detectable_difference(dth["se"], alpha=alpha),
             "_effect": mc["difference"], "_p": mc["p"],
             "_detectable": det, "_floor": det == mcnemar_detectable(mc["n"], 0.0, alpha)}
@@ -1601,9 +1374,9 @@ def _compare(mine: pd.Series, other: pd.Series, mine_p: dict, other_p: dict, con
     "One row: the per-seed t-interval, the per-pair statistics where both runs' pairs exist, the detectable size."
     seeds = sorted(set(mine.dropna().index) & set(other.dropna().index))
     res = paired_interval([mine[s] - other[s] for s in seeds], confidence)
-    pc, alpha = f"{confidence:.0%}", 1 - confidence
-    row = {"seeds": res["n"], "mean difference": res["mean"], "s.e. (seeds)": res["se"], f"{pc} low": res["low"],
-           f"{pc} high": res["high"]}
+    level, alpha = f"{confidence:.0%}", 1 - confidence
+    row = {"seeds": res["n"], "mean difference": res["mean"], "s.e. (seeds)": res["se"], f"{level} low": res["low"],
+           f"{level} high": res["high"]}
     notes = [res["note"]] if res["note"] else []
     al = {s: _aligned(mine_p[s], other_p[s]) for s in seeds if s in mine_p and s in other_p}
     al = {s: v for s, v in al.items() if len(v[0])}
@@ -1658,10 +1431,10 @@ def _compared_methods(df: pd.DataFrame) -> list:
 
 def _paired_columns(confidence: float) -> list:
     "The paired table's columns, in reading order (the per-pair ones NaN where no run holds per-pair results)."
-    pc = f"{confidence:.0%}"
-    return ["method", "sweep", "versus", "chosen on", "seeds", "mean difference", "s.e. (seeds)", f"{pc} low",
-            f"{pc} high", "pairs", "n10/n01", "McNemar p (pooled)", "McNemar p per seed", f"bootstrap {pc} low",
-            f"bootstrap {pc} high", "Δθ difference", f"Δθ {pc} low", f"Δθ {pc} high", "Δθ detectable",
+    level = f"{confidence:.0%}"
+    return ["method", "sweep", "versus", "chosen on", "seeds", "mean difference", "s.e. (seeds)", f"{level} low",
+            f"{level} high", "pairs", "n10/n01", "McNemar p (pooled)", "McNemar p per seed", f"bootstrap {level} low",
+            f"bootstrap {level} high", "Δθ difference", f"Δθ {level} low", f"Δθ {level} high", "Δθ detectable",
             f"detectable ({1 - confidence:.0%}, power 0.8)", "reading", "note"]
 
 
@@ -1712,8 +1485,8 @@ def headline(obj, split: str = "test", select_on: str = "val", confidence: float
     """Per sweep value, the experiment's answer: the best multi-reference or reference-free method against the best
     single reference (both chosen on `select_on`, else `split`), paired: difference, interval, p, the smallest
     detectable difference and the reading (per-pair statistics where the runs hold them, else t over seeds)."""
-    df, pcs = _as_table(obj), f"{confidence:.0%}"
-    pc = paired_comparisons(df, split, select_on, confidence, n_boot, rng)
+    df, level = _as_table(obj), f"{confidence:.0%}"
+    comparisons = paired_comparisons(df, split, select_on, confidence, n_boot, rng)
     rows = []
     for sweep in sorted(final_accuracy(df, split).sweep.unique()):
         other, how_o, _ = _best(df, sweep, select_on, split, single=False)
@@ -1724,14 +1497,15 @@ def headline(obj, split: str = "test", select_on: str = "val", confidence: float
         if other is None or best is None:
             rows.append(dict(row, note="no single-reference run" if best is None else
                              "no multi-reference or reference-free run")); continue
-        r = pc[(pc.method == other.label + _tag(sweep)) & pc.versus.str.startswith("best single reference (")].iloc[0]
+        r = comparisons[(comparisons.method == other.label + _tag(sweep))
+                        & comparisons.versus.str.startswith("best single reference (")].iloc[0]
         if not pd.isna(r["pairs"]):
-            lo, hi, p = r[f"bootstrap {pcs} low"], r[f"bootstrap {pcs} high"], r["McNemar p (pooled)"]
-            kind = f"paired bootstrap {pcs} (test pairs and seeds); exact McNemar p pooled over seeds"
+            lo, hi, p = r[f"bootstrap {level} low"], r[f"bootstrap {level} high"], r["McNemar p (pooled)"]
+            kind = f"paired bootstrap {level} (test pairs and seeds); exact McNemar p pooled over seeds"
         else:
-            lo, hi, p = r[f"{pcs} low"], r[f"{pcs} high"], _t_p(r["mean difference"], r["s.e. (seeds)"], r.seeds)
+            lo, hi, p = r[f"{level} low"], r[f"{level} high"], _t_p(r["mean difference"], r["s.e. (seeds)"], r.seeds)
             if not r["s.e. (seeds)"] > 0: lo = hi = float("nan")     # no spread over seeds: no interval
-            kind = f"Student t {pcs} over seeds; t-test p"
+            kind = f"Student t {level} over seeds; t-test p"
         rows.append(dict(row, seeds=r.seeds, pairs=r.pairs, difference=r["mean difference"], low=lo, high=hi, p=p,
                          statistics=kind, detectable=r[f"detectable ({1 - confidence:.0%}, power 0.8)"],
                          reading=r.reading, note=r.note))

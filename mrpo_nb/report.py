@@ -6,7 +6,8 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/report.html.md"""
 
 # %% ../nbs/08a_report.ipynb #c54146ba
 from __future__ import annotations
-import html, json, math, re
+import html, json, math, re, shutil
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from itertools import combinations
 from pathlib import Path
@@ -21,6 +22,7 @@ from .analysis import (load_experiment, tidy, final_accuracy, left_out_notes, me
                               table_tsw, paired_comparisons, headline, influence_at_init, fig_reference_influence,
                               fig_influence_steps, fig_influence_corr, fig_drift, drift_table, zero_change_shares,
                               INFLUENCE_BETAS, PAPER_ZERO_CHANGE)
+from .paper import paper_delta_shares, paper_zero_share
 
 
 # %% auto #0
@@ -262,10 +264,8 @@ def _pct(v) -> str: return "—" if v is None or (isinstance(v, float) and math.
 def _paper_zero_change(df) -> tuple:
     """(the paper's share of zero-change TSW batches as a table cell, the range a run's share is read against): from
     the paper's per-seed results (`mrpo_nb.paper`; one data set for a paper preset), else `PAPER_ZERO_CHANGE`."""
-    try:
-        from mrpo_nb.paper import paper_delta_shares, paper_zero_share
-        d = paper_delta_shares()
-    except (ImportError, OSError, ValueError):
+    try: d = paper_delta_shares()
+    except (OSError, ValueError):
         lo, hi = PAPER_ZERO_CHANGE
         return f"{lo:.0%}–{hi:.0%}".replace("%–", "–"), lo, hi
     ds = paper_dataset(df)
@@ -569,7 +569,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 def find_chromium() -> str | None:
     "The path of a Chromium executable (`chromium`, `chromium-browser` or `google-chrome` on PATH), or None."
-    import shutil
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if p := shutil.which(name): return p
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
@@ -664,13 +663,12 @@ def check_report_in_browser(html_path, screenshot=None, executable: str | None =
     if exe is None: raise FileNotFoundError("no Chromium found: install Debian's `chromium` (apt-get install chromium)")
     if not Path(html_path).is_file(): raise FileNotFoundError(f"{html_path}: no such file")
     # Playwright's sync API refuses to run inside an asyncio loop (a Jupyter kernel has one): use a worker thread.
-    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(_browser_check, Path(html_path).resolve().as_uri(), screenshot, exe, timeout_s,
                            first_screen).result()
 
 def _browser_check(url, screenshot, exe, timeout_s, first_screen=None) -> dict:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright   # lazy: playwright is an optional extra (dev), for this check only
     errors, requests = [], []
     def route(r):
         u = r.request.url

@@ -579,6 +579,7 @@ def _batch_controls():
     play = W.Play(value=0, min=0, max=0, interval=700, description="play")
     return slider, play, W.jslink((play, "value"), (slider, "value"))
 
+# %% ../nbs/08_widgets.ipynb #16919989
 class _FigurePane:
     """What both explorers share: the figure part (`html`, the page, written once with plotly.js in it; `figure_json`,
     one per redraw), the controls' layout and the move to the last batch."""

@@ -88,7 +88,7 @@ def experiment(args, work: Path) -> Path:
     if args.experiment: return Path(args.experiment).resolve()
     demo = ROOT / "nbs" / "data" / "demo_experiment"
     if not args.synthetic and (demo / "runs").is_dir(): return demo
-    from mrpo_nb.analysis import write_synthetic_experiment
+    from mrpo_nb.testing import write_synthetic_experiment
     methods = ("mrpo-vaw", "mdpo-tsw-piv5", "mrpo-swcw")
     return write_synthetic_experiment(work / "synthetic", seeds=(0, 1), methods=methods)
 
