@@ -6,7 +6,8 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #8ef778ce
 from __future__ import annotations
-import json, math, os
+import json, math, numbers, os
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 import numpy as np
@@ -83,7 +84,6 @@ def refuse(name: str, value, allowed: str, show_type: bool = False) -> ValueErro
 # %% ../nbs/00_core.ipynb #10c24545
 def check_unique(values, what: str = "pair ids", show: int = 3) -> None:
     "Raise a ValueError naming the first `show` repeated `values` (and how often each occurs), if any repeat."
-    from collections import Counter
     repeated = [(v, n) for v, n in Counter(values).items() if n > 1]
     if repeated:
         named = ", ".join(f"{v!r} ({n}x)" for v, n in repeated[:show])
@@ -91,8 +91,6 @@ def check_unique(values, what: str = "pair ids", show: int = 3) -> None:
         raise ValueError(f"{what} must be unique: {named}{more} repeated")
 
 # %% ../nbs/00_core.ipynb #ecd10345
-import numbers
-
 def is_number(v, finite: bool = False) -> bool:
     "True for an int or float (numpy scalars too), never a bool; and, where `finite`, only a finite one."
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and (not finite or math.isfinite(v))

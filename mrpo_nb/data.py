@@ -122,10 +122,11 @@ def _split_reply(msgs: list[dict], key: str, where: str) -> tuple[list[dict], st
 def _conversation_pair(raw: dict, where: str) -> tuple[list[dict], str, str]:
     """(shared prompt messages, chosen reply, rejected reply) from `chosen`/`rejected` conversations ending in the
     replies."""
-    pc, yc = _split_reply(_messages(_get(raw, "chosen", where), "chosen", where), "chosen", where)
-    pr, yr = _split_reply(_messages(_get(raw, "rejected", where), "rejected", where), "rejected", where)
-    if pc != pr: raise RowError(PROMPT_MISMATCH, f"{where}: 'chosen' and 'rejected' start from different prompts")
-    return pc, yc, yr
+    split = lambda key: _split_reply(_messages(_get(raw, key, where), key, where), key, where)
+    (prompt, chosen), (prompt_rejected, rejected) = split("chosen"), split("rejected")
+    if prompt != prompt_rejected:
+        raise RowError(PROMPT_MISMATCH, f"{where}: 'chosen' and 'rejected' start from different prompts")
+    return prompt, chosen, rejected
 
 def _scalars(raw: dict, skip: Iterable[str]) -> dict:
     "The row's remaining JSON-friendly fields, for `meta`."
@@ -166,10 +167,10 @@ def _check_flag(name: str, value) -> bool:
 # %% ../nbs/00_data.ipynb #a8d34a46
 def from_ultrafeedback(raw: dict, where: str = "row", source: str = "ultrafeedback_binarized") -> dict:
     "Canonical row from the H4 UltraFeedback-binarized layout (`prompt`, `chosen`/`rejected` message lists, scores)."
-    pc, yc, yr = _conversation_pair(raw, where)
-    if not pc: pc = [{"role": "user", "content": _text(raw, "prompt", where)}]
+    prompt, chosen, rejected = _conversation_pair(raw, where)
+    if not prompt: prompt = [{"role": "user", "content": _text(raw, "prompt", where)}]
     meta = _scalars(raw, ("prompt", "chosen", "rejected", "messages"))
-    return make_row(pc, yc, yr, source, dict(meta, where=where))
+    return make_row(prompt, chosen, rejected, source, dict(meta, where=where))
 
 # %% ../nbs/00_data.ipynb #cb0c3fd2
 def from_pku_saferlhf(raw: dict, where: str = "row", source: str = "PKU-SafeRLHF", chosen_by: str = "better") -> dict:
@@ -177,13 +178,13 @@ def from_pku_saferlhf(raw: dict, where: str = "row", source: str = "PKU-SafeRLHF
     if chosen_by not in ("better", "safer"):
         raise ValueError(f"chosen_by must be 'better' or 'safer', got {chosen_by!r}")
     prompt = _text(raw, "prompt", where)
-    resp = [_text(raw, "response_0", where), _text(raw, "response_1", where)]
+    responses = [_text(raw, "response_0", where), _text(raw, "response_1", where)]
     key = f"{chosen_by}_response_id"
-    c = _get(raw, key, where)
-    if isinstance(c, str) and c.strip() in ("0", "1"): c = int(c)
-    if isinstance(c, bool) or c not in (0, 1):
-        raise RowError(BAD_VALUE, f"{where}: field {key!r} should be 0 or 1, got {_short(c)}")
-    k = int(c)
+    chosen_id = _get(raw, key, where)
+    if isinstance(chosen_id, str) and chosen_id.strip() in ("0", "1"): chosen_id = int(chosen_id)
+    if isinstance(chosen_id, bool) or chosen_id not in (0, 1):
+        raise RowError(BAD_VALUE, f"{where}: field {key!r} should be 0 or 1, got {_short(chosen_id)}")
+    k = int(chosen_id)
     meta = dict(chosen_by=chosen_by, where=where, chosen_response=k)
     for name in ("better_response_id", "safer_response_id", "prompt_source"):
         if name in raw: meta[name] = raw[name]
@@ -192,31 +193,32 @@ def from_pku_saferlhf(raw: dict, where: str = "row", source: str = "PKU-SafeRLHF
         if f"response_{j}_severity_level" in raw: meta[f"{side}_severity_level"] = raw[f"response_{j}_severity_level"]
         cats = raw.get(f"response_{j}_harm_category")
         if isinstance(cats, dict): meta[f"{side}_harm_categories"] = sorted(h for h, v in cats.items() if v)
-    return make_row([{"role": "user", "content": prompt}], resp[k], resp[1 - k], source, meta)
+    return make_row([{"role": "user", "content": prompt}], responses[k], responses[1 - k], source, meta)
 
 # %% ../nbs/00_data.ipynb #d4aee41f
 def from_conversational(raw: dict, where: str = "row", source: str = "conversational") -> dict:
     "Canonical row from whole `chosen`/`rejected` conversations whose shared prefix is the prompt (RLHFlow layout)."
-    pc, yc, yr = _conversation_pair(raw, where)
-    if not pc: raise RowError(BAD_CONVERSATION, f"{where}: 'chosen' has no prompt before the reply")
-    return make_row(pc, yc, yr, source, dict(_scalars(raw, ("chosen", "rejected")), where=where))
+    prompt, chosen, rejected = _conversation_pair(raw, where)
+    if not prompt: raise RowError(BAD_CONVERSATION, f"{where}: 'chosen' has no prompt before the reply")
+    return make_row(prompt, chosen, rejected, source, dict(_scalars(raw, ("chosen", "rejected")), where=where))
 
 def from_trl(raw: dict, where: str = "row", source: str = "trl") -> dict:
     "Canonical row from TRL's explicit-prompt preference format, plain text or conversational."
-    p = _get(raw, "prompt", where)
-    if isinstance(p, str): prompt = [{"role": "user", "content": p}]
-    else: prompt = _messages(p, "prompt", where)
+    given = _get(raw, "prompt", where)
+    if isinstance(given, str): prompt = [{"role": "user", "content": given}]
+    else: prompt = _messages(given, "prompt", where)
     def reply(key):
         v = _get(raw, key, where)
         if isinstance(v, str): return [], v
         if isinstance(v, list): return _split_reply(_messages(v, key, where), key, where)
         raise RowError(NON_STRING, f"{where}: field {key!r} should be a string or a list of messages, got "
                        f"{type(v).__name__} {_short(v)}")
-    pc, yc = reply("chosen")
-    pr, yr = reply("rejected")
-    if pc != pr: raise RowError(PROMPT_MISMATCH,
+    before_chosen, chosen = reply("chosen")
+    before_rejected, rejected = reply("rejected")
+    if before_chosen != before_rejected: raise RowError(PROMPT_MISMATCH,
                                 f"{where}: 'chosen' and 'rejected' carry different messages before the reply")
-    return make_row(prompt + pc, yc, yr, source, dict(_scalars(raw, ("prompt", "chosen", "rejected")), where=where))
+    meta = dict(_scalars(raw, ("prompt", "chosen", "rejected")), where=where)
+    return make_row(prompt + before_chosen, chosen, rejected, source, meta)
 
 # %% ../nbs/00_data.ipynb #add4d181
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
@@ -237,14 +239,14 @@ def parse_hh_transcript(text: str, where: str = "row", key: str = "chosen") -> l
 
 def from_hh_rlhf(raw: dict, where: str = "row", source: str = "hh-rlhf") -> dict:
     "Canonical row from an hh-rlhf pair of transcripts: shared prefix = prompt, last assistant turn = reply."
-    mc = parse_hh_transcript(_text(raw, "chosen", where), where, "chosen")
-    mr = parse_hh_transcript(_text(raw, "rejected", where), where, "rejected")
-    pc, yc = _split_reply(mc, "chosen", where)
-    pr, yr = _split_reply(mr, "rejected", where)
-    if pc != pr: raise RowError(PROMPT_MISMATCH,
+    messages_chosen = parse_hh_transcript(_text(raw, "chosen", where), where, "chosen")
+    messages_rejected = parse_hh_transcript(_text(raw, "rejected", where), where, "rejected")
+    prompt, chosen = _split_reply(messages_chosen, "chosen", where)
+    prompt_rejected, rejected = _split_reply(messages_rejected, "rejected", where)
+    if prompt != prompt_rejected: raise RowError(PROMPT_MISMATCH,
                                 f"{where}: 'chosen' and 'rejected' transcripts differ before the last reply")
-    if not pc: raise RowError(BAD_CONVERSATION, f"{where}: the transcript has no prompt before the reply")
-    return make_row(pc, yc, yr, source, dict(_scalars(raw, ("chosen", "rejected")), where=where))
+    if not prompt: raise RowError(BAD_CONVERSATION, f"{where}: the transcript has no prompt before the reply")
+    return make_row(prompt, chosen, rejected, source, dict(_scalars(raw, ("chosen", "rejected")), where=where))
 
 # %% ../nbs/00_data.ipynb #b519cc4a
 LAYOUTS = {"ultrafeedback": from_ultrafeedback, "pku_saferlhf": from_pku_saferlhf,
@@ -270,13 +272,13 @@ def infer_layout(raw: Any) -> str | None:
     keys = set(raw)
     if {"prompt", "response_0", "response_1"} <= keys: return "pku_saferlhf"
     if not {"chosen", "rejected"} <= keys: return None
-    c = raw["chosen"]
+    chosen = raw["chosen"]
     if "prompt" in keys:
-        p = raw["prompt"]
-        if isinstance(p, str) and _is_messages(c) and len(c) >= 2: return "ultrafeedback"
+        prompt = raw["prompt"]
+        if isinstance(prompt, str) and _is_messages(chosen) and len(chosen) >= 2: return "ultrafeedback"
         return "trl"
-    if _is_messages(c): return "conversational"
-    if isinstance(c, str) and ("\n\nHuman:" in c or c.startswith("Human:")): return "hh_rlhf"
+    if _is_messages(chosen): return "conversational"
+    if isinstance(chosen, str) and ("\n\nHuman:" in chosen or chosen.startswith("Human:")): return "hh_rlhf"
     return None
 
 # %% ../nbs/00_data.ipynb #fceb7244
@@ -356,11 +358,11 @@ def attach_load_report(ds: datasets.Dataset, report: LoadReport) -> datasets.Dat
 
 def load_report(ds: datasets.Dataset) -> LoadReport | None:
     "The `LoadReport` attached by `load_preferences`, or None if there is none or `ds` was changed since."
-    try: d = json.loads(ds.info.description or "")
+    try: payload = json.loads(ds.info.description or "")
     except (json.JSONDecodeError, TypeError, AttributeError): return None
-    if not isinstance(d, dict) or _REPORT_KEY not in d: return None
-    if d.get("fingerprint") != getattr(ds, "_fingerprint", None): return None
-    return LoadReport.from_dict(d[_REPORT_KEY])
+    if not isinstance(payload, dict) or _REPORT_KEY not in payload: return None
+    if payload.get("fingerprint") != getattr(ds, "_fingerprint", None): return None
+    return LoadReport.from_dict(payload[_REPORT_KEY])
 
 # %% ../nbs/00_data.ipynb #8ad71274
 def convert_rows(items: Iterable[tuple[str, Any]], kind: str | None = None, source: str = "data",
@@ -507,20 +509,20 @@ def malformed_reason(row: Any) -> str | None:
     for k in CANONICAL_FIELDS:
         if row.get(k) is None: return MISSING
     if any(not isinstance(row[k], str) for k in ("id", "chosen", "rejected", "source", "meta")): return NON_STRING
-    p = row["prompt"]
-    if not isinstance(p, list) or not p: return BAD_PROMPT
-    for m in p:
+    prompt = row["prompt"]
+    if not isinstance(prompt, list) or not prompt: return BAD_PROMPT
+    for m in prompt:
         if not isinstance(m, dict) or m.get("role") is None or m.get("content") is None: return BAD_PROMPT
         if not isinstance(m["content"], str) or m["role"] not in ("system", "user", "assistant"): return BAD_PROMPT
-    if p[-1]["role"] == "assistant" or all(is_blank(m["content"]) for m in p): return BAD_PROMPT
+    if prompt[-1]["role"] == "assistant" or all(is_blank(m["content"]) for m in prompt): return BAD_PROMPT
     if is_blank(row["chosen"]) or is_blank(row["rejected"]): return EMPTY_REPLY
     if _norm(row["chosen"]) == _norm(row["rejected"]): return IDENTICAL
     return None
 
 # %% ../nbs/00_data.ipynb #550d154e
 def _own_template(tokenizer) -> str | None:
-    t = getattr(tokenizer, "chat_template", None)
-    return t.get("default") if isinstance(t, dict) else t
+    template = getattr(tokenizer, "chat_template", None)
+    return template.get("default") if isinstance(template, dict) else template
 
 def _renderer(spec, name: str = "tokenizer") -> tuple[Any, Any, tuple]:
     "(tokenizer, render(messages, add_generation_prompt) -> text, key) for one entry of `tokenizers`."
@@ -581,26 +583,28 @@ def pair_lengths(ds, tokenizers) -> dict:
     toks, rows = _as_tokenizers(tokenizers), _rows_of(ds)
     n, errors = len(rows), [None] * len(rows)
     worst = {k: np.zeros(n, dtype=np.int64) for k in LENGTH_KEYS}
-    per, rendered = {}, {}
+    by_tokenizer, rendered = {}, {}
     for name, (tok, render, key) in toks.items():
         if key not in rendered:                 # tokenizers that share a template share the rendering
-            P, C, R, E = [""] * n, [""] * n, [""] * n, [None] * n
+            prompts, with_chosen, with_rejected, failed = [""] * n, [""] * n, [""] * n, [None] * n
             for i, r in enumerate(rows):
                 try:
-                    P[i] = render(r["prompt"], True)
-                    C[i] = render(_with_reply(r["prompt"], r["chosen"]), False)
-                    R[i] = render(_with_reply(r["prompt"], r["rejected"]), False)
+                    prompts[i] = render(r["prompt"], True)
+                    with_chosen[i] = render(_with_reply(r["prompt"], r["chosen"]), False)
+                    with_rejected[i] = render(_with_reply(r["prompt"], r["rejected"]), False)
                 except Exception as e:   # a template that refuses this conversation: counted, not fatal
-                    E[i] = f"{type(e).__name__}: {str(e)[:200]}"
-            rendered[key] = (P, C, R, E)
-        P, C, R, E = rendered[key]
-        for i, e in enumerate(E):
+                    failed[i] = f"{type(e).__name__}: {str(e)[:200]}"
+            rendered[key] = (prompts, with_chosen, with_rejected, failed)
+        prompts, with_chosen, with_rejected, failed = rendered[key]
+        for i, e in enumerate(failed):
             if e is not None and errors[i] is None: errors[i] = f"{name}: {e}"
-        lp, lc, lr = _n_tokens(tok, P), _n_tokens(tok, C), _n_tokens(tok, R)
-        d = dict(prompt=lp, chosen=lc - lp, rejected=lr - lp, prompt_chosen=lc, prompt_rejected=lr)
-        per[name] = d
-        for k in LENGTH_KEYS: worst[k] = np.maximum(worst[k], d[k])
-    return dict(worst, by_tokenizer=per, errors=errors)
+        n_prompt = _n_tokens(tok, prompts)
+        n_with_chosen, n_with_rejected = _n_tokens(tok, with_chosen), _n_tokens(tok, with_rejected)
+        lengths = dict(prompt=n_prompt, chosen=n_with_chosen - n_prompt, rejected=n_with_rejected - n_prompt,
+                       prompt_chosen=n_with_chosen, prompt_rejected=n_with_rejected)
+        by_tokenizer[name] = lengths
+        for k in LENGTH_KEYS: worst[k] = np.maximum(worst[k], lengths[k])
+    return dict(worst, by_tokenizer=by_tokenizer, errors=errors)
 
 # %% ../nbs/00_data.ipynb #b01ed17c
 @dataclass
@@ -623,12 +627,12 @@ class FilterReport:
     @property
     def removed_total(self) -> int: return sum(self.removed.values())
     def __repr__(self):
-        w = max(len(k) for k in self.removed) if self.removed else 10
+        width = max(len(k) for k in self.removed) if self.removed else 10
         head = (f"FilterReport: {self.source or 'data'}; tokenizers {', '.join(self.tokenizers) or '-'}; "
                 f"pct {self.pct}; max_length {self.max_length}")
-        lines = [head, f"  {'rows in':<{w + 2}}{self.rows_in:>8}"]
-        lines += [f"  - {k:<{w}}{v:>8}" for k, v in self.removed.items()]
-        lines.append(f"  {'rows out':<{w + 2}}{self.rows_out:>8}")
+        lines = [head, f"  {'rows in':<{width + 2}}{self.rows_in:>8}"]
+        lines += [f"  - {k:<{width}}{v:>8}" for k, v in self.removed.items()]
+        lines.append(f"  {'rows out':<{width + 2}}{self.rows_out:>8}")
         if self.thresholds:
             kept = ", ".join(f"{k} > {v:g}" for k, v in self.thresholds.items())
             lines.append("  kept when (worst-case tokens): " + kept
@@ -669,11 +673,11 @@ def _well_formed(rows, drop) -> list[int]:
 def _measured(rows, keep, tokenizers, drop):
     """Of the rows at `keep`, those that every tokenizer's chat template renders (their indices, in order) and their
     worst-case token lengths (`LENGTH_KEYS`, one array each)."""
-    L = pair_lengths([rows[i] for i in keep], tokenizers)
-    ok = [j for j, e in enumerate(L["errors"]) if e is None]
-    for j, e in enumerate(L["errors"]):
+    lengths = pair_lengths([rows[i] for i in keep], tokenizers)
+    ok = [j for j, e in enumerate(lengths["errors"]) if e is None]
+    for j, e in enumerate(lengths["errors"]):
         if e is not None: drop(TEMPLATE_ERROR, keep[j], e)
-    return [keep[j] for j in ok], {k: L[k][ok] for k in LENGTH_KEYS}
+    return [keep[j] for j in ok], {k: lengths[k][ok] for k in LENGTH_KEYS}
 
 def _length_rules(keep, lens, pct, max_length, drop):
     "Steps 2–4 on the measured rows at `keep`: the survivors (indices into the rows, in order) and the thresholds used."
@@ -757,11 +761,11 @@ def shared_data_dir() -> Path | None:
     "The folder of real data samples (`$MRPO_SHARED_DATA`, else `../shared/data` beside the project root), or None."
     env = os.environ.get("MRPO_SHARED_DATA")
     if env:
-        p = Path(env).expanduser()
-        return p if p.is_dir() else None
+        folder = Path(env).expanduser()
+        return folder if folder.is_dir() else None
     here = Path.cwd().resolve()
-    for d in (here, *here.parents):
-        if (d / "pyproject.toml").is_file():
-            p = d.parent / "shared" / "data"
-            return p if p.is_dir() else None
+    for root in (here, *here.parents):
+        if (root / "pyproject.toml").is_file():
+            folder = root.parent / "shared" / "data"
+            return folder if folder.is_dir() else None
     return None

