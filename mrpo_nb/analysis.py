@@ -25,8 +25,9 @@ __all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'BASELINE_VALUES_FILE
            'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha', 'delta_sign_shares', 'fig_tsw',
            'zero_change_shares', 'fig_sweep', 'influence_at_init', 'fig_reference_influence', 'fig_influence_steps',
            'fig_influence_corr', 'fig_drift', 'drift_table', 'kendall_null', 'kendall_exact', 'kendall_pooled',
-           'table_kendall', 'table_tsw', 'mcnemar_pooled', 'mcnemar_exact', 'paired_bootstrap', 'mcnemar_detectable',
-           'detectable_difference', 'paired_interval', 'paired_comparisons', 'headline']
+           'table_kendall', 'table_tsw', 'mcnemar_pooled', 'mcnemar_exact', 'shared_pairs_test', 'holm_adjust',
+           'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference', 'paired_interval', 'paired_comparisons',
+           'headline']
 
 # %% ../nbs/07_analysis.ipynb #0bbbe99c
 _RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -1170,24 +1171,40 @@ def _single_accuracy(final: pd.DataFrame, ref: str, seed, sweep: str) -> float:
 def _per_seed(per_seed: list, values: list, fmt: str = ".3f") -> str:
     return ", ".join(f"s{s}: {v:{fmt}}" if not math.isnan(v) else f"s{s}: —" for (s, *_), v in zip(per_seed, values))
 
-def _tau_row(method: str, against: str, weights: str, K: int, per_seed: list) -> dict:
-    "One table row from [(seed, x, y, note)]: τ and exact p per seed, and the pooled exact test of Σ τ over seeds."
+def _seed_mean_test(res: dict, per_seed: list, split: str) -> tuple:
+    """(the pooled result, a note) where the seeds share their `split` pairs: their τ are not independent (the
+    references' accuracies are the same in every seed), so the pooled p is one exact test on the seed-mean vectors."""
+    ok = [(np.asarray(x, float), np.asarray(y, float)) for (_, x, y, _), t in zip(per_seed, res["tau"])
+          if not math.isnan(t)]
+    one = kendall_pooled([(np.mean([x for x, _ in ok], 0), np.mean([y for _, y in ok], 0))])
+    note = (f"the seeds share their {split} pairs, so their τ are not independent: the pooled p is one exact test "
+            f"on the seed-mean vectors (τ = {one['tau'][0]:.3f})")
+    return dict(res, sum=float("nan"), p=one["p"], p_min=one["p_min"], seeds=1), note
+
+# %% ../nbs/07_analysis.ipynb #51524f9f
+def _tau_row(method: str, against: str, weights: str, K: int, per_seed: list, shared: str = "") -> dict:
+    """One table row from [(seed, x, y, note)]: τ and exact p per seed, and the pooled exact test of Σ τ over seeds;
+    `shared` (a split's name): the seeds share that split's pairs, and the test is on the seed means instead."""
     nan = float("nan")
     notes = {n for *_, n in per_seed if n}
     try: res = kendall_pooled([(x, y) if x is not None else ([nan] * K, [nan] * K) for _, x, y, _ in per_seed])
     except ValueError as e: res, notes = kendall_pooled([]), notes | {str(e)}
     notes = sorted(notes | (set(res["notes"]) - ({"missing values"} if notes else set())))   # a reason said once
+    n_seeds = res["seeds"]
+    if shared and n_seeds > 1:
+        res, note = _seed_mean_test(res, per_seed, shared)
+        notes.append(note)
     taus = [t for t in res["tau"] if not math.isnan(t)]
     p1 = 1 / math.factorial(K) if K >= 2 else nan
     if res["seeds"] and res["p_min"] > 0.05:
-        notes.append(f"significance unreachable: the smallest pooled exact p over {res['seeds']} seed(s) for K = {K} "
-                     f"is {res['p_min']:.3f}")
+        over = f"over {n_seeds} seed(s)" if res["seeds"] == n_seeds else "of the seed-mean test"
+        notes.append(f"significance unreachable: the smallest pooled exact p {over} for K = {K} is {res['p_min']:.3f}")
     elif res["seeds"] and p1 > 0.05:
         notes.append(f"one seed alone cannot reach 5% (smallest exact p 1/{K}! = {p1:.3f}), though the pooled test can "
                      f"(smallest {res['p_min']:.2g})")
     if len(taus) == 1: notes.append("one seed: no s.e.")
     if not per_seed: notes.append("no completed run yet")
-    return {"method": method, "against": against, "weights": weights, "K": K, "seeds": res["seeds"],
+    return {"method": method, "against": against, "weights": weights, "K": K, "seeds": n_seeds,
             "tau per seed": _per_seed(per_seed, res["tau"]) if per_seed and res["tau"] else "",
             "tau mean": res["mean"], "tau s.e.": standard_error(taus), "tau sum": res["sum"], "pooled p": res["p"],
             "p per seed": _per_seed(per_seed, res["p_seed"]) if per_seed and res["p_seed"] else "",
@@ -1198,11 +1215,15 @@ def _kendall_table(obj, where, metric: str, weights: str, split: str, name: str)
     _choose("weights", weights, ("final", "average")); _choose("split", split, SPLITS)
     df = _as_table(obj)
     info = df.attrs["experiment"]; refs = info["references"]; K = len(refs)
+    shared = split if info.get("shared_splits", {}).get(split) else ""
     final = final_accuracy(df, split)
     by_run = dict(tuple(df[df.metric == metric].groupby("run")))
     def own(seed):    # the seed's own reference accuracies, and why any is missing
         got = [_ref_accuracy(info, k, split, seed) for k in refs]
         return [v for v, _ in got], "; ".join(sorted({n for _, n in got if n}))
+    trained = {r[0] for r in final[_single_mask(final)].references if len(r) == 1}
+    no_single = (f"single-DPO accuracy needs a single-reference run of every reference: this experiment trains "
+                 f"{len(trained)} of {K}") if len(trained) < K else ""
     rows = []
     for sweep, method, label in _multi_methods(df, where):
         runs = final[(final.method == method) & (final.sweep == sweep) & (final.status == "completed")]
@@ -1210,20 +1231,21 @@ def _kendall_table(obj, where, metric: str, weights: str, split: str, name: str)
         for r in runs.itertuples():
             w = _weights(by_run.get(r.run), weights, refs)
             (ref_acc, why), single = own(r.seed), [_single_accuracy(final, k, r.seed, sweep) for k in refs]
-            for against, y, note in (("reference accuracy", ref_acc, why), ("single-DPO accuracy", single, "")):
+            for against, y, note in (("reference accuracy", ref_acc, why), ("single-DPO accuracy", single, no_single)):
                 per[against].append((r.seed, w, y, note if w is not None else f"no logged {metric}"))
         for against, ps in per.items():
-            rows.append(_tau_row(label + (f" [{sweep}]" if sweep else ""), against, f"{weights} {name}", K, ps))
+            rows.append(_tau_row(label + (f" [{sweep}]" if sweep else ""), against, f"{weights} {name}", K, ps, shared))
     for sweep in sorted(final.sweep.unique()):
         seeds = sorted(final[final.sweep == sweep].seed.dropna().unique().tolist())
         ps = []
         for s in seeds:
             ref_acc, why = own(s)
-            ps.append((s, ref_acc, [_single_accuracy(final, k, s, sweep) for k in refs], why))
+            ps.append((s, ref_acc, [_single_accuracy(final, k, s, sweep) for k in refs], no_single or why))
         name = "reference accuracy" + (f" [{sweep}]" if sweep else "")
-        rows.append(_tau_row(name, "single-DPO accuracy", "—", K, ps))
+        rows.append(_tau_row(name, "single-DPO accuracy", "—", K, ps, shared))
     return pd.DataFrame(rows)
 
+# %% ../nbs/07_analysis.ipynb #f8fa2ee1
 def table_kendall(obj, weights: str = "final", split: str = "test", weighters=("vaw", "vdw")) -> pd.DataFrame:
     """Table 1: Kendall τ between VAW/VDW's α and reference / single-DPO accuracy: τ and exact p per seed, and the
     pooled exact one-sided test over seeds (p = P(T >= t), T = Σ τ)."""
@@ -1261,6 +1283,42 @@ def mcnemar_exact(a, b) -> dict:
     "The exact McNemar test of two methods on one seed's shared test pairs: `mcnemar_pooled` of that one seed."
     r = mcnemar_pooled([(a, b)])
     return {k: v for k, v in r.items() if k != "per_seed"}
+
+# %% ../nbs/07_analysis.ipynb #9cd1246a
+def _sign_flip_p(totals) -> float:
+    "Exact two-sided p of Σ d_i under independent random signs of the integer totals `totals` (zeros left out)."
+    d = np.abs(np.asarray(totals, dtype=int)); d = d[d != 0]
+    probs = np.ones(1)
+    for s in d:                                      # the null of Σ ± s_i, by convolution: support −Σs … Σs
+        nxt = np.zeros(len(probs) + 2 * s); nxt[:len(probs)] += probs / 2; nxt[2 * s:] += probs / 2; probs = nxt
+    support = np.arange(-d.sum(), d.sum() + 1)
+    return float(min(1.0, probs[np.abs(support) >= abs(int(np.sum(totals)))].sum()))
+
+def shared_pairs_test(pairs_per_seed) -> dict:
+    """The exact paired test of methods a and b over seeds that share their test pairs, `[(a_s, b_s)]` (0/1 per pair,
+    the pairs in the same order in every seed). A pair is easy or hard for every seed alike, so its seeds are not
+    independent and the unit is the pair: its total d_i = Σ_s (a_si − b_si), under H0 as likely positive as negative;
+    p = P(|Σ ±|d_i|| >= |Σ d_i|), exact. With one seed, or every |d_i| = 1, this is exact McNemar. `psi` = mean of
+    (d_i / S)², the discordance that sizes the detectable difference (`mcnemar_detectable` over the pairs)."""
+    if not len(pairs_per_seed): raise ValueError("shared_pairs_test needs at least one seed")
+    a = [_as_correct(x, f"seed {s}: a") for s, (x, _) in enumerate(pairs_per_seed)]
+    b = [_as_correct(y, f"seed {s}: b") for s, (_, y) in enumerate(pairs_per_seed)]
+    if len({len(x) for x in a + b}) != 1:
+        raise ValueError(f"every seed must hold the same pairs, not {[len(x) for x in a]} and {[len(y) for y in b]}")
+    d = (np.stack(a).astype(int) - np.stack(b)).sum(0)
+    S, n = len(a), len(d)
+    return dict(pairs=n, seeds=S, n10=int(sum((x & ~y).sum() for x, y in zip(a, b))),
+                n01=int(sum((~x & y).sum() for x, y in zip(a, b))), difference=float(d.sum() / (S * n)),
+                p=_sign_flip_p(d), psi=float(np.mean((d / S) ** 2)))
+
+def holm_adjust(p) -> np.ndarray:
+    "Holm's step-down adjustment of the p-values `p` (NaN kept as NaN, left out of the count)."
+    p = np.asarray(p, dtype=float)
+    out, ok = np.full(len(p), np.nan), np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adj = np.maximum.accumulate((len(ok) - np.arange(len(ok))) * p[order]) if len(ok) else []
+    out[order] = np.minimum(1.0, adj)
+    return out
 
 # %% ../nbs/07_analysis.ipynb #6d41b854
 def paired_bootstrap(diffs_per_seed, confidence: float = 0.95, n_boot: int = 2000, shared: bool = False,
@@ -1343,6 +1401,11 @@ def paired_interval(diffs, confidence: float = 0.95) -> dict:
     se = float(d.std(ddof=1) / math.sqrt(n)); h = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
     return dict(n=n, mean=float(d.mean()), se=se, low=float(d.mean()) - h, high=float(d.mean()) + h, note="")
 
+def _t_p(mean: float, se: float, n: int) -> float:
+    "Two-sided p of a one-sample t-test of mean 0 over `n` seeds (NaN without a spread)."
+    if n is None or n < 2 or se is None or math.isnan(se) or se == 0: return float("nan")
+    return float(2 * stats.t.sf(abs(mean / se), n - 1))
+
 def _reading(effect: float, significant: bool, detectable: float, alpha: float) -> str:
     "What a row says: a difference at `alpha`, or that the experiment could not detect one (never 'no difference')."
     if math.isnan(effect): return "no comparison"
@@ -1350,8 +1413,10 @@ def _reading(effect: float, significant: bool, detectable: float, alpha: float) 
     if math.isnan(detectable) or abs(effect) < detectable: return "not detectable at this size"
     return f"not significant at {alpha:.0%}"
 
+# %% ../nbs/07_analysis.ipynb #3cf4891c
 def _pair_stats(al: dict, confidence: float, n_boot: int, rng) -> dict:
-    "McNemar (pooled and per seed), bootstrap of accuracy and Δθ differences on {seed: (ids, a margins, b margins)}."
+    """The pooled exact test (McNemar; over pairs the seeds share, `shared_pairs_test`), McNemar per seed, bootstrap of
+    accuracy and Δθ differences on {seed: (ids, a margins, b margins)}."""
     shared = len({tuple(ids) for ids, _, _ in al.values()}) == 1
     mc = mcnemar_pooled([(a > 0, b > 0) for _, a, b in al.values()])
     right = [((a > 0).astype(float) - (b > 0)) for _, a, b in al.values()]
@@ -1359,14 +1424,18 @@ def _pair_stats(al: dict, confidence: float, n_boot: int, rng) -> dict:
     fin = all(np.isfinite(a).all() and np.isfinite(b).all() for _, a, b in al.values())
     dth = paired_bootstrap([a - b for _, a, b in al.values()], confidence, n_boot, shared and fin, rng)
     level, alpha = f"{confidence:.0%}", 1 - confidence
-    det = mcnemar_detectable(mc["n"], (mc["n10"] + mc["n01"]) / max(mc["n"], 1), alpha)
-    return {"pairs": mc["n"], "n10/n01": f"{mc['n10']}/{mc['n01']}", "McNemar p (pooled)": mc["p"],
+    if shared and len(al) > 1:      # the seeds' verdicts on one pair are not independent: the pair is the unit
+        sp = shared_pairs_test([(a > 0, b > 0) for _, a, b in al.values()])
+        p, n, psi, test = sp["p"], sp["pairs"], sp["psi"], f"sign-flip over {sp['pairs']} shared pairs"
+    else: p, n, psi, test = mc["p"], mc["n"], (mc["n10"] + mc["n01"]) / max(mc["n"], 1), "exact McNemar"
+    det = mcnemar_detectable(n, psi, alpha)
+    return {"pairs": mc["n"], "n10/n01": f"{mc['n10']}/{mc['n01']}", "pooled test": test, "exact p (pooled)": p,
             "McNemar p per seed": ", ".join(f"s{s}: {d['p']:.3f}" for s, d in zip(al, mc["per_seed"])),
             f"bootstrap {level} low": acc["low"], f"bootstrap {level} high": acc["high"],
             "Δθ difference": dth["mean"], f"Δθ {level} low": dth["low"], f"Δθ {level} high": dth["high"],
             "Δθ detectable": detectable_difference(dth["se"], alpha=alpha),
-            "_effect": mc["difference"], "_p": mc["p"],
-            "_detectable": det, "_floor": det == mcnemar_detectable(mc["n"], 0.0, alpha)}
+            "_effect": mc["difference"], "_p": p, "_detectable": det,
+            "_floor": det == mcnemar_detectable(n, 0.0, alpha)}
 
 # %% ../nbs/07_analysis.ipynb #5008d201
 def _compare(mine: pd.Series, other: pd.Series, mine_p: dict, other_p: dict, confidence: float, n_boot: int,
@@ -1382,18 +1451,19 @@ def _compare(mine: pd.Series, other: pd.Series, mine_p: dict, other_p: dict, con
     al = {s: v for s, v in al.items() if len(v[0])}
     if al:
         row.update(_pair_stats(al, confidence, n_boot, rng))
-        effect, significant, det = row.pop("_effect"), row.pop("_p") < alpha, row.pop("_detectable")
+        effect, p, det = row.pop("_effect"), row.pop("_p"), row.pop("_detectable")
+        significant = p < alpha
         if row.pop("_floor"): notes.append("too few discordant pairs: the detectable size is its floor (all one way)")
         if len(al) < len(seeds): notes.append(f"per-pair results for {len(al)} of {len(seeds)} seed(s)")
     else:
         notes.append(f"no per-pair results ({PAIRS_FILE}): McNemar, bootstrap and Δθ not computed")
         effect, det = res["mean"], detectable_difference(res["se"], res["n"] - 1, alpha)
-        significant = res["low"] > 0 or res["high"] < 0
+        significant, p = res["low"] > 0 or res["high"] < 0, _t_p(res["mean"], res["se"], res["n"])
         if res["se"] == 0:     # every seed the same difference: a t-interval of width 0 is no evidence
-            significant, det = False, float("nan")
+            significant, det, p = False, float("nan"), float("nan")
             notes.append("every seed gives the same difference: no spread over seeds to test it against")
     row.update({f"detectable ({alpha:.0%}, power 0.8)": det, "reading": _reading(effect, significant, det, alpha),
-                "note": "; ".join(notes)})
+                "note": "; ".join(notes), "_p_raw": p})
     return row
 
 # %% ../nbs/07_analysis.ipynb #135491ae
@@ -1415,6 +1485,8 @@ def _best(df: pd.DataFrame, sweep: str, select_on: str, split: str, single: bool
         for where in ((same,) if not single else (same, near)):
             summ = method_summary(sel[kind & where])
             summ = summ[summ.n > 0]
+            if len(summ) == 1 and single:    # nothing to choose from: the experiment fixed it
+                return summ.iloc[0], "the only single-reference run", ""
             if len(summ):
                 how = on if on == select_on else f"{on}, as no run evaluated {select_on}"
                 return summ.loc[summ["mean"].idxmax()], how, on
@@ -1433,7 +1505,8 @@ def _paired_columns(confidence: float) -> list:
     "The paired table's columns, in reading order (the per-pair ones NaN where no run holds per-pair results)."
     level = f"{confidence:.0%}"
     return ["method", "sweep", "versus", "chosen on", "seeds", "mean difference", "s.e. (seeds)", f"{level} low",
-            f"{level} high", "pairs", "n10/n01", "McNemar p (pooled)", "McNemar p per seed", f"bootstrap {level} low",
+            f"{level} high", "pairs", "n10/n01", "pooled test", "exact p (pooled)", "Holm p", "McNemar p per seed",
+            f"bootstrap {level} low",
             f"bootstrap {level} high", "Δθ difference", f"Δθ {level} low", f"Δθ {level} high", "Δθ detectable",
             f"detectable ({1 - confidence:.0%}, power 0.8)", "reading", "note"]
 
@@ -1441,12 +1514,26 @@ def _paired_columns(confidence: float) -> list:
 # %% ../nbs/07_analysis.ipynb #3c89e0a2
 def _tag(sweep: str) -> str: return f" [{sweep}]" if sweep else ""
 
+def _with_holm(rows: list, alpha: float) -> list:
+    """`Holm p`: Holm's adjustment over the family of every comparison with the best single reference (all sweep
+    values), and those rows' reading where only the unadjusted p is below `alpha`. The comparisons with the untrained
+    policy ask another question (did training change anything?) and keep their own p."""
+    family = [r for r in rows if r["versus"].startswith("best single reference (") and not pd.isna(r.get("_p_raw"))]
+    for r, adjusted in zip(family, holm_adjust([r["_p_raw"] for r in family])):
+        r["Holm p"] = float(adjusted)
+        if r["_p_raw"] < alpha <= adjusted:
+            r["reading"] = f"not significant at {alpha:.0%} after Holm ({len(family)} comparisons)"
+    for r in rows: r.pop("_p_raw", None)
+    return rows
+
 def paired_comparisons(obj, split: str = "test", select_on: str = "val", confidence: float = 0.95,
                        n_boot: int = 2000, rng=0) -> pd.DataFrame:
     """Each multi-reference and reference-free method vs the best single-reference run (of the same sweep value,
     chosen on `select_on`, else on `split`: the `chosen on` column) and vs the untrained policy: the per-seed
-    t-interval and, on the shared test pairs (`eval_pairs.json`), exact McNemar per seed and pooled, a paired
-    bootstrap of the accuracy and Δθ differences, the smallest detectable difference and what the row can say."""
+    t-interval and, on the test pairs (`eval_pairs.json`), exact McNemar per seed and a pooled exact test (McNemar,
+    or over pairs the seeds share the pair-level sign-flip test), Holm's adjustment over the comparisons with the best
+    single reference, a paired bootstrap of the accuracy and Δθ differences, the smallest detectable difference and
+    what the row can say."""
     _choose("split", split, SPLITS); _choose("select_on", select_on, SPLITS)
     if not 0 < confidence < 1: raise ValueError(f"confidence must be in (0, 1), not {confidence!r}")
     df = _as_table(obj)
@@ -1461,7 +1548,8 @@ def paired_comparisons(obj, split: str = "test", select_on: str = "val", confide
         for _, method, label in [k for k in compared if k[0] == sweep]:
             mine, mine_p = series(f[f.method == method])
             theirs = final[(final.method == best.method) & (final.sweep == best.sweep)] if best is not None else None
-            comps = [] if best is None else [(f"best single reference ({best.label}{_tag(best.sweep)}, by {how})", on,
+            by = how if how == "the only single-reference run" else f"by {how}"
+            comps = [] if best is None else [(f"best single reference ({best.label}{_tag(best.sweep)}, {by})", on,
                                               *series(theirs))]
             comps.append(("untrained policy", "", pd.Series(base, dtype=float), base_p))
             for name, chosen, other, other_p in comps:
@@ -1471,15 +1559,10 @@ def paired_comparisons(obj, split: str = "test", select_on: str = "val", confide
                 rows.append({"method": label + _tag(sweep), "sweep": sweep, "versus": "best single reference",
                              "chosen on": "", "seeds": 0, "note": "no single-reference run"})
     for r in rows: r["note"] = "; ".join([n for n in (r.get("note"), *problems) if n])
-    return pd.DataFrame(rows).reindex(columns=_paired_columns(confidence))
+    return pd.DataFrame(_with_holm(rows, 1 - confidence)).reindex(columns=_paired_columns(confidence))
 
 
 # %% ../nbs/07_analysis.ipynb #8e12e55a
-def _t_p(mean: float, se: float, n: int) -> float:
-    "Two-sided p of a one-sample t-test of mean 0 over `n` seeds (NaN without a spread)."
-    if n is None or n < 2 or se is None or math.isnan(se) or se == 0: return float("nan")
-    return float(2 * stats.t.sf(abs(mean / se), n - 1))
-
 def headline(obj, split: str = "test", select_on: str = "val", confidence: float = 0.95, n_boot: int = 2000,
              rng=0) -> pd.DataFrame:
     """Per sweep value, the experiment's answer: the best multi-reference or reference-free method against the best
@@ -1500,15 +1583,16 @@ def headline(obj, split: str = "test", select_on: str = "val", confidence: float
         r = comparisons[(comparisons.method == other.label + _tag(sweep))
                         & comparisons.versus.str.startswith("best single reference (")].iloc[0]
         if not pd.isna(r["pairs"]):
-            lo, hi, p = r[f"bootstrap {level} low"], r[f"bootstrap {level} high"], r["McNemar p (pooled)"]
-            kind = f"paired bootstrap {level} (test pairs and seeds); exact McNemar p pooled over seeds"
+            lo, hi, p = r[f"bootstrap {level} low"], r[f"bootstrap {level} high"], r["exact p (pooled)"]
+            kind = f"paired bootstrap {level} (test pairs and seeds); {r['pooled test']} p, pooled over seeds"
         else:
             lo, hi, p = r[f"{level} low"], r[f"{level} high"], _t_p(r["mean difference"], r["s.e. (seeds)"], r.seeds)
             if not r["s.e. (seeds)"] > 0: lo = hi = float("nan")     # no spread over seeds: no interval
             kind = f"Student t {level} over seeds; t-test p"
         rows.append(dict(row, seeds=r.seeds, pairs=r.pairs, difference=r["mean difference"], low=lo, high=hi, p=p,
-                         statistics=kind, detectable=r[f"detectable ({1 - confidence:.0%}, power 0.8)"],
+                         holm_p=r["Holm p"], statistics=kind,
+                         detectable=r[f"detectable ({1 - confidence:.0%}, power 0.8)"],
                          reading=r.reading, note=r.note))
     return pd.DataFrame(rows, columns=["sweep", "method", "versus", "chosen_on", "seeds", "pairs", "difference", "low",
-                                       "high", "p", "statistics", "detectable", "reading", "note"])
+                                       "high", "p", "holm_p", "statistics", "detectable", "reading", "note"])
 

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import stats
 import mrpo_nb
-from .analysis import detectable_difference, kendall_null, kendall_pooled, paired_interval
+from .analysis import detectable_difference, holm_adjust, kendall_null, kendall_pooled, paired_interval
 from .core import DamagedFile
 
 # %% auto #0
@@ -288,14 +288,6 @@ def _t_p(res: dict) -> float:
     if res["n"] < 2 or not res["se"] > 0: return float("nan")
     return float(2 * stats.t.sf(abs(res["mean"] / res["se"]), res["n"] - 1))
 
-def _holm(p: np.ndarray) -> np.ndarray:
-    "Holm's step-down adjustment of the p-values `p` (NaN kept as NaN, left out of the count)."
-    out, ok = np.full(len(p), np.nan), np.flatnonzero(~np.isnan(p))
-    order = ok[np.argsort(p[ok], kind="stable")]
-    adj = np.maximum.accumulate((len(ok) - np.arange(len(ok))) * p[order]) if len(ok) else []
-    out[order] = np.minimum(1.0, adj)
-    return out
-
 def _reading(mean: float, low: float, high: float, det: float, alpha: float) -> str:
     "What a row says at `alpha` (the t interval), never 'no difference'."
     if math.isnan(mean): return "no comparison"
@@ -342,7 +334,7 @@ def paper_paired(obj=None, confidence: float = 0.95) -> pd.DataFrame:
                              **_paired_row(a, b, confidence)})
     out = pd.DataFrame(rows)
     if len(out):
-        holm = [pd.Series(_holm(g["t p"].to_numpy()), index=g.index) for _, g in out.groupby("dataset")]
+        holm = [pd.Series(holm_adjust(g["t p"].to_numpy()), index=g.index) for _, g in out.groupby("dataset")]
         out.insert(out.columns.get_loc("t p") + 1, "Holm p (dataset)", pd.concat(holm).sort_index())
     return out
 
