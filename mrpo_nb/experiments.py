@@ -676,10 +676,13 @@ def results_table(root, split: str = "test", paired: bool = True) -> str:
 
 def _signed(x, digits: int = 3) -> str: return "-" if x is None or not math.isfinite(x) else f"{x:+.{digits}f}"
 
+def _plain(x, digits: int = 3) -> str: return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
 def paired_lines(root, split: str = "test") -> list[str]:
     """Below the results table: each method against the best single reference of its sweep value, paired over the
     shared `split` pairs (mrpo_nb.analysis.paired_comparisons): the accuracy difference, its bootstrap 95% interval,
-    the pooled exact McNemar p, the smallest difference detectable at 5% with power 0.8, and what the row can say;
+    the pooled exact p (McNemar, or over pairs the seeds share the pair-level sign-flip test), Holm's adjustment over
+    these comparisons, the smallest difference detectable at 5% with power 0.8, and what the row can say;
     then how much the references change each pair's gradient weight σ(−z) at initialisation, per trained β."""
     t = analysis.paired_comparisons(root, split)
     if len(t): t = t[t.versus.str.startswith("best single reference") & (t.seeds.fillna(0) > 0)]
@@ -688,7 +691,9 @@ def paired_lines(root, split: str = "test") -> list[str]:
     out = [f"paired against the best single reference of each sweep value, over the {split} pairs every run evaluates:"]
     for versus, g in t.groupby("versus", sort=False):
         out += [f"  versus {versus.split('(', 1)[-1].rstrip(')')}", f"{'method':<{w}}{'difference':>11}"
-                f"{'bootstrap 95% CI':>20}{'McNemar p':>11}{'detectable':>12}   reading"] + _paired_rows(g, w)
+                f"{'bootstrap 95% CI':>20}{'p':>9}{'Holm p':>9}{'detectable':>12}   reading"] + _paired_rows(g, w)
+    out.append(f"p: {' / '.join(sorted(set(t['pooled test'].dropna())))}, pooled over seeds; Holm over the "
+               f"{int(t['Holm p'].notna().sum())} comparisons with the best single reference")
     return out + _influence_lines(root, split)
 
 # %% ../nbs/06a_experiments.ipynb #3153139f
@@ -696,9 +701,8 @@ def _paired_rows(t, w: int) -> list[str]:
     out = []
     for _, r in t.iterrows():
         ci = f"[{_signed(r['bootstrap 95% low'])}, {_signed(r['bootstrap 95% high'])}]"
-        p, d = r["McNemar p (pooled)"], r["detectable (5%, power 0.8)"]
-        out.append(f"{r['method']:<{w}}{_signed(r['mean difference']):>11}{ci:>20}"
-                   f"{'-' if not math.isfinite(p) else f'{p:.3f}':>11}{'-' if not math.isfinite(d) else f'{d:.3f}':>12}"
+        p, holm, d = (_plain(r[k]) for k in ("exact p (pooled)", "Holm p", "detectable (5%, power 0.8)"))
+        out.append(f"{r['method']:<{w}}{_signed(r['mean difference']):>11}{ci:>20}{p:>9}{holm:>9}{d:>12}"
                    f"   {r['reading']}")
     return out
 
