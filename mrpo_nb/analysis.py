@@ -24,10 +24,10 @@ __all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'BASELINE_VALUES_FILE
            'final_accuracy', 'standard_error', 'method_summary', 'untrained_accuracy', 'paper_value', 'paper_dataset',
            'left_out_notes', 'fig_final_accuracy', 'fig_accuracy_curves', 'fig_alpha', 'delta_sign_shares', 'fig_tsw',
            'zero_change_shares', 'fig_sweep', 'influence_at_init', 'fig_reference_influence', 'fig_influence_steps',
-           'fig_influence_corr', 'fig_drift', 'drift_table', 'kendall_null', 'kendall_exact', 'kendall_pooled',
-           'table_kendall', 'table_tsw', 'mcnemar_pooled', 'mcnemar_exact', 'shared_pairs_test', 'holm_adjust',
-           'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference', 'paired_interval', 'paired_comparisons',
-           'headline']
+           'fig_influence_corr', 'initial_drift', 'fig_drift', 'drift_table', 'kendall_null', 'kendall_exact',
+           'kendall_pooled', 'table_kendall', 'table_tsw', 'mcnemar_pooled', 'mcnemar_exact', 'shared_pairs_test',
+           'holm_adjust', 'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference', 'paired_interval',
+           'paired_comparisons', 'headline']
 
 # %% ../nbs/07_analysis.ipynb #0bbbe99c
 _RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -270,10 +270,16 @@ def shared_pairs(root, split: str = "test") -> int:
 def accuracy_se(mean: float, se_seeds: float, n_pairs: int) -> float:
     """The standard error of a mean accuracy over seeds that share `n_pairs` test pairs: the seeds' s.e. and the
     sampling of the pairs, √(s.e.² + p(1 − p)/n) (the binomial term is common to every seed, so the seeds' spread
-    cannot hold it). `se_seeds` alone where the pairs are not shared (n = 0: each seed's own pairs, their sampling
-    inside the spread); NaN where `se_seeds` is (one seed)."""
-    if not n_pairs or math.isnan(se_seeds) or math.isnan(mean): return se_seeds
-    return math.sqrt(se_seeds ** 2 + mean * (1 - mean) / n_pairs)
+    cannot hold it); with one seed (`se_seeds` NaN) the pairs' term alone, √(p(1 − p)/n). `se_seeds` alone where the
+    pairs are not shared (n = 0: each seed's own pairs, their sampling inside the spread; NaN for one seed)."""
+    if not n_pairs or math.isnan(mean): return se_seeds
+    return math.sqrt((0.0 if math.isnan(se_seeds) else se_seeds ** 2) + mean * (1 - mean) / n_pairs)
+
+def _se_kind(n_seeds: int, n_pairs: int) -> str:
+    "What `accuracy_se` of a mean over `n_seeds` seeds that share `n_pairs` test pairs measures (`se_kind`)."
+    if n_seeds == 0: return "none (no finished run)"
+    if not n_pairs: return "seeds" if n_seeds > 1 else "none (one seed)"
+    return f"seeds + {n_pairs} shared test pairs" if n_seeds > 1 else f"{n_pairs} test pairs only (one seed)"
 
 def _shared_splits(root: Path) -> dict:
     "{split: whether every seed's data/splits/seed_S.json holds the same pairs}; {} where that cannot be read."
@@ -415,7 +421,8 @@ def standard_error(x) -> float:
 
 def method_summary(final: pd.DataFrame, refs: list | None = None) -> pd.DataFrame:
     """Mean, s.e. over seeds (`se`) and seed count per (sweep, method) of a `final_accuracy` table, in the figures'
-    method order; `se_total` adds the sampling of the shared test pairs (`accuracy_se`), `se_kind` says which."""
+    method order; `se_total` adds the sampling of the shared test pairs (`accuracy_se`; with one seed it is that
+    sampling alone), `se_kind` says which, per row."""
     rows = []
     for (sweep, method), g in final.groupby(["sweep", "method"], sort=False):
         ok = g[~g.value.isna()]
@@ -429,11 +436,21 @@ def method_summary(final: pd.DataFrame, refs: list | None = None) -> pd.DataFram
                                       "n", "mean", "se", "seeds", "left_out"])
     n_pairs = final.attrs.get("shared_pairs", 0)
     out["se_total"] = [accuracy_se(m, se, n_pairs) for m, se in zip(out["mean"], out.se)]
-    out["se_kind"] = f"seeds + {n_pairs} shared test pairs" if n_pairs else "seeds"
+    out["se_kind"] = [_se_kind(n, n_pairs) for n in out.n]
     if len(out):
         key = lambda i: (out.sweep.iloc[i], _method_sort_key(out.iloc[i].to_dict(), refs or []))
         out = out.iloc[sorted(range(len(out)), key=key)]
     return out.reset_index(drop=True)
+
+def _se_note(summ: pd.DataFrame) -> str | None:
+    """Figure 1's note on its error bars: which s.e. (`se_kind`), naming the methods whose s.e. is of another kind;
+    None where no bar has one (`_summary_notes` says why)."""
+    who = {}
+    for r in summ[summ.se_total.notna()].itertuples():
+        who.setdefault(r.se_kind, []).append(r.label + (f" [{r.sweep}]" if r.sweep else ""))
+    if not who: return None
+    first, *rest = sorted(who, key=lambda k: -len(who[k]))      # the most common kind first, said without names
+    return "; ".join([f"± one s.e. over {first}"] + [f"over {k} for {', '.join(who[k])}" for k in rest])
 
 # %% ../nbs/07_analysis.ipynb #b010c866
 def untrained_accuracy(obj, split: str = "test") -> dict:
@@ -513,10 +530,10 @@ def left_out_notes(final: pd.DataFrame) -> list:
     return notes
 
 def _summary_notes(summ: pd.DataFrame, final: pd.DataFrame) -> list:
-    "Why runs are left out (one note per reason) and which means lack an s.e."
+    "Why runs are left out (one note per reason) and which means lack an s.e. (one seed, no shared test pairs)."
     notes = left_out_notes(final)
     name = lambda r: r.label + (f" [{r.sweep}]" if r.sweep else "")
-    one = [name(r) for r in summ.itertuples() if r.n == 1]      # said once, naming the methods (or "every method")
+    one = [name(r) for r in summ.itertuples() if r.n == 1 and math.isnan(r.se_total)]   # said once (or "every method")
     if one:
         every = len(one) == (summ.n > 0).sum()
         notes.append("one seed only, no s.e.: " + ("every method" if every else ", ".join(one)))
@@ -552,7 +569,7 @@ def fig_final_accuracy(obj, split: str = "test", paper: str | bool | None = None
     elif untrained: notes.append("no untrained-policy accuracy (baseline.json and step-0 evaluations missing): no line")
     _zoom_on_values(fig, summ, base, ds)
     fig.update_yaxes(title_text=f"final {split} accuracy (mean ± s.e.)", row=1, col=1)
-    notes.append(f"± one s.e. over {summ.se_kind.iloc[0]}")
+    if (se_note := _se_note(summ)) is not None: notes.append(se_note)
     fig.update_xaxes(tickangle=-35)
     fig.update_layout(title=f"Final {split} accuracy per method ({df.attrs['experiment']['name']})", barmode="group",
                       legend_title_text="loss", height=480, width=max(700, 60 * len(summ) + 250),
@@ -1013,15 +1030,78 @@ def fig_influence_corr(obj, seed: int | None = None, methods=None, cols: int = 3
                       height=280 * rows + 130, legend_title_text="reference")
     return fig
 
+# %% ../nbs/07_analysis.ipynb #1d7f0a01
+def initial_drift(obj, split: str = "test") -> pd.DataFrame:
+    """The untrained policy's drift towards each reference on `split`, per seed, as training computes `<split>/drift`
+    (`mrpo_nb.training.reference_drift`): the mean over the seed's pairs of ½(|ℓθ⁺ − ℓ_k⁺| + |ℓθ⁻ − ℓ_k⁻|), ℓ = summed
+    log-prob / length (nats/token), from baseline_values.json (the policy) and scores.safetensors (the references).
+    One row per (seed, reference): seed, reference, value, pairs; what could not be computed in `.attrs["notes"]`."""
+    _choose("split", split, SPLITS)
+    root, notes, rows = Path(_as_table(obj).attrs["experiment"]["root"]), [], []
+    f, g = root / BASELINE_VALUES_FILE, root / SCORES_FILE
+    try:
+        vals = read_json(f, default=None)
+        if not isinstance(vals, dict) or not vals: raise ValueError(f"{f}: missing or not a dict of seeds")
+        if not g.exists(): raise ValueError(f"{g}: missing")
+        from mrpo_nb.scoring import ScoreTable      # lazy: torch is imported only where the score table is read
+        table = ScoreTable.load(g); known = set(table.ids)
+    except ValueError as e: vals = {}; notes.append(f"no untrained-policy drift: {e}")
+    for key, v in vals.items():
+        m = re.fullmatch(r"seed_(-?\d+)", str(key))
+        got = _policy_split(v.get(split), f"{f}: {key}.{split}", notes) if m and isinstance(v, dict) else None
+        if got is None or not len(got[0]): continue
+        ids, lc, lr, nc, nr = got
+        unknown = [i for i in ids if i not in known]
+        if unknown: notes.append(f"{key}/{split}: {len(unknown)} pair(s) not in {SCORES_FILE}: no drift"); continue
+        c, r = table.subset(ids).ell()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = (0.5 * (np.abs((lc / nc)[:, None] - c) + np.abs((lr / nr)[:, None] - r))).mean(0)
+        rows += [dict(seed=int(m.group(1)), reference=ref, value=float(x), pairs=len(ids))
+                 for ref, x in zip(table.names, d)]
+    out = pd.DataFrame(rows, columns=["seed", "reference", "value", "pairs"])
+    out.attrs["notes"] = notes
+    return out
+
+# %% ../nbs/07_analysis.ipynb #1d7f0a02
+def _with_initial_drift(df: pd.DataFrame, split: str) -> tuple:
+    """(`df` and a step-0 `<split>/drift` row per reference for each run that logged its drift at later evaluations
+    but not at step 0: its seed's `initial_drift`; the notes to show): what `fig_drift` and `drift_table` both read."""
+    metric, notes = f"{split}/drift", []
+    d = df[df.metric == metric]
+    free = sorted(set(df.label[(df.loss == "ref_free") & ~df.run.isin(d.run)]))
+    if free: notes.append(f"no drift for {', '.join(free)}: the reference-free loss reads no reference's scores on the "
+                          f"evaluation pairs, so training logs no '{metric}' for it")
+    lacking = [g for _, g in d.groupby("run", sort=False) if not (g.step == 0).any()]
+    if not lacking: return df, notes
+    init = initial_drift(df, split)
+    value = {(r.seed, r.reference): r.value for r in init.itertuples()}
+    add = []
+    for g in lacking:      # the run's first logged drift rows, as the template of its step-0 rows (names, identity)
+        first = g[g.step == g.step.min()]
+        keys = list(zip(first.seed, first.reference))
+        if all(k in value for k in keys): add.append(first.assign(step=0, value=[value[k] for k in keys]))
+    notes += init.attrs["notes"]
+    if len(add) < len(lacking):
+        notes.append(f"no step-0 drift for {len(lacking) - len(add)} run(s): no untrained-policy value for their seed "
+                     "and references")
+    if not add: return df, notes
+    notes.append(f"step 0: the untrained policy's drift ({BASELINE_VALUES_FILE} and {SCORES_FILE}, computed as "
+                 f"training does) for {len(add)} run(s) whose step-0 evaluation came from baseline.json (no drift)")
+    out = pd.concat([df, *add], ignore_index=True)
+    out.attrs = df.attrs
+    return out, notes
+
 # %% ../nbs/07_analysis.ipynb #bd29682c
 def fig_drift(obj, split: str = "test", seed: int | None = None, methods=None, cols: int = 3) -> go.Figure:
-    """The policy's drift towards each reference at every evaluation (`<split>/drift`, nats/token), one panel per
-    method, one line per reference (mean over seeds, or one `seed`)."""
+    """The policy's drift towards each reference at every evaluation (`<split>/drift`, nats/token), from step 0 (the
+    untrained policy's, `initial_drift`, where a run did not log it), one panel per method, one line per reference
+    (mean over seeds, or one `seed`); notes (step 0's source, runs without drift) in `layout.meta["notes"]`."""
     _choose("split", split, SPLITS)
-    df = _for_seed(_select_methods(_as_table(obj), methods), seed)
+    df, notes = _with_initial_drift(_for_seed(_select_methods(_as_table(obj), methods), seed), split)
     refs, metric = df.attrs["experiment"]["references"], f"{split}/drift"
     keys = _logged_methods(df, metric)
-    if not keys: raise ValueError(f"no run has logged '{metric}' at an evaluation yet: no drift to draw")
+    if not keys: raise ValueError(f"no run has logged '{metric}' at an evaluation yet: no drift to draw"
+                                  + "".join(f" ({n})" for n in notes if n.startswith("no drift for")))
     fig, cols, rows = _grid_subplots(_panel_titles(keys), cols, shared_yaxes=True)
     shown = set()
     for i, (sweep, method, label) in enumerate(keys):
@@ -1031,14 +1111,16 @@ def fig_drift(obj, split: str = "test", seed: int | None = None, methods=None, c
     fig.update_xaxes(title_text="mini-batch (evaluation)", row=rows)
     fig.update_layout(title=f"Drift of the policy towards each reference ({split} pairs, "
                             f"{'seed ' + str(seed) if seed is not None else 'mean over seeds'})",
-                      height=280 * rows + 130, legend_title_text="reference")
+                      height=280 * rows + 130, legend_title_text="reference", meta=dict(notes=notes))
     return fig
 
+# %% ../nbs/07_analysis.ipynb #1d7f0a06
 def drift_table(obj, split: str = "test") -> pd.DataFrame:
-    """Per method (and sweep) and reference: the drift `<split>/drift` at the first and the last evaluation, mean over
-    seeds, and its change (negative: the policy moved towards the reference)."""
+    """Per method (and sweep) and reference: the drift `<split>/drift` at the first evaluation (step 0, the untrained
+    policy's where a run did not log it: `initial_drift`) and the last, mean over seeds, and its change (negative:
+    the policy moved towards the reference); notes (step 0's source, runs without drift) in `.attrs["notes"]`."""
     _choose("split", split, SPLITS)
-    df = _as_table(obj)
+    df, notes = _with_initial_drift(_as_table(obj), split)
     metric, rows = f"{split}/drift", []
     for sweep, method, label in _logged_methods(df, metric):
         d = df[(df.method == method) & (df.sweep == sweep) & (df.metric == metric)].dropna(subset=["value"])
@@ -1046,11 +1128,11 @@ def drift_table(obj, split: str = "test") -> pd.DataFrame:
             m = g.groupby("step").value.mean()
             rows.append(dict(method=label, sweep=sweep, reference=ref, seeds=g.seed.nunique(),
                              first_step=int(m.index[0]), first=float(m.iloc[0]), last_step=int(m.index[-1]),
-                             last=float(m.iloc[-1]),
-                             change=float(m.iloc[-1] - m.iloc[0])))
-    return pd.DataFrame(rows, columns=["method", "sweep", "reference", "seeds", "first_step", "first", "last_step",
-                                       "last", "change"])
-
+                             last=float(m.iloc[-1]), change=float(m.iloc[-1] - m.iloc[0])))
+    out = pd.DataFrame(rows, columns=["method", "sweep", "reference", "seeds", "first_step", "first", "last_step",
+                                      "last", "change"])
+    out.attrs["notes"] = notes
+    return out
 
 # %% ../nbs/07_analysis.ipynb #b158333b
 _MAX_K_EXACT = 9     # 9! = 362,880 orderings: the largest K whose null is enumerated (well under a second)
