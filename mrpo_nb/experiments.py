@@ -668,7 +668,9 @@ def results_table(root, split: str = "test", paired: bool = True) -> str:
         acc = "-" if r["mean"] is None else f"{r['mean']:.3f}{se}"
         done = f"{r['n']}/{r['runs']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
         out.append(f"{lab(r):<{w}}{acc:>20}   {done}")
-    out.append(f"± one standard error over seeds{f' and the {n_pairs} {split} pairs they share' if n_pairs else ''}")
+    one = n_pairs and any(r["n"] == 1 for r in rows)
+    out.append(f"± one standard error over seeds{f' and the {n_pairs} {split} pairs they share' if n_pairs else ''}"
+               + (" (over the test pairs only where one seed finished)" if one else ""))
     errors = [x for r in rows for x in r["errors"]]
     if errors: out += ["", "failed runs:"] + [f"  {name}: {err}" for name, err in errors]
     if paired and any(r["n"] for r in rows[1:]): out += ["", *paired_lines(root, split)]
