@@ -6,10 +6,10 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/testing.html.md"""
 
 # %% auto #0
 __all__ = ['check_cases', 'available_or_skip', 'random_score_table', 'trace', 'free_port', 'scratch_dir', 'char_tokenizer',
-           'write_synthetic_experiment']
+           'toy_rows', 'write_synthetic_experiment']
 
 # %% ../nbs/00b_testing.ipynb #5a1a6f5c
-import itertools, json, os, re, socket
+import itertools, json, os, random, re, socket
 import numpy as np
 from fastcore.imports import equals
 from scipy import special
@@ -95,8 +95,24 @@ def char_tokenizer(merges=(), chat_template: str = CHATML_TEMPLATE, pad: bool = 
     fast.chat_template = chat_template
     return fast
 
+# %% ../nbs/00b_testing.ipynb #b38d80ba
+import datasets
+
+def toy_rows(n: int, seed: int = 0, long: int = 0) -> datasets.Dataset:
+    "`n` canonical rows: 'What is a plus b?', the right sum chosen; `long` > 0 pads both replies to `long` characters."
+    rng, rows = random.Random(seed), []
+    for i in range(n):
+        a, b = rng.randint(1, 20), rng.randint(1, 20)
+        good, bad = f"{a} plus {b} is {a + b}.", f"{a} plus {b} is {a + b + rng.choice([-3, -1, 1, 2, 5])}, I think!"
+        if long:
+            good = (good + " " + "because we count on" * long)[:long]
+            bad = (bad + " " + "so it is, trust me" * long)[:long]
+        rows.append(dict(id=f"toy-{seed}-{i}", prompt=[dict(role="user", content=f"What is {a} plus {b}?")],
+                         chosen=good, rejected=bad, source="toy", meta="{}"))
+    return datasets.Dataset.from_list(rows)
+
 # %% ../nbs/00b_testing.ipynb #9d0d37c4
-def _parse_method(spec: str, refs) -> list:
+def _synthetic_method_runs(spec: str, refs) -> list:
     "('ln_dpo', 'single', {'k': i}, [ref]) tuples for a method spec of the synthetic builder."
     if spec == "single": return [("ln_dpo", "single", {"k": i}, [r]) for i, r in enumerate(refs)]
     if spec == "ref_free": return [("ref_free", "uniform", {}, [])]
@@ -239,7 +255,7 @@ def _write_synthetic_runs(root: Path, rng, refs: list, seeds, sweeps: list, meth
     "Write a synthetic run folder for each sweep value, method and seed; their index entries."
     entries = []
     for sw, spec, s in itertools.product(sweeps, methods, seeds):
-        for loss, weighter, kw, run_refs in _parse_method(spec, refs):
+        for loss, weighter, kw, run_refs in _synthetic_method_runs(spec, refs):
             cfg = dict(loss=loss, weighter=weighter, weighter_kwargs=kw, references=run_refs, seed=s)
             entry = _entry_from_config("", cfg, {})
             entry.update(name=f"{entry['method']}-s{s}" + "".join(f"-{k}{format_value(v)}" for k, v in sw.items()),
