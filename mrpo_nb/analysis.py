@@ -15,7 +15,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import optimize, special, stats
-from .core import DamagedFile, read_json, ONE_HOT_WEIGHTERS, method_name, format_value
+from .core import DamagedFile, read_json, ONE_HOT_WEIGHTERS, method_name, sweep_label
 
 # %% auto #0
 __all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'BASELINE_VALUES_FILE', 'SCORES_FILE', 'SPLITS', 'PAPER_RESULTS',
@@ -235,15 +235,13 @@ def _num(v) -> float:
     try: return float(v)
     except (TypeError, ValueError): return float("nan")
 
-def _sweep_label(sweep: dict) -> str: return ", ".join(f"{k}={format_value(v)}" for k, v in sorted(sweep.items()))
-
 def _is_vector(key: str) -> bool: return key in VECTOR_METRICS or key.endswith("/drift")
 
 def _scalar(v) -> bool: return isinstance(v, (int, float, bool)) or v is None
 
 def _run_rows(run: RunData, refs_default: list) -> list:
     refs = run.references if run.loss != "ref_free" else []
-    ident = (run.name, run.method, run.label, run.loss, run.weighter, run.seed, _sweep_label(run.sweep), run.status)
+    ident = (run.name, run.method, run.label, run.loss, run.weighter, run.seed, sweep_label(run.sweep), run.status)
     rows = []
     for rec in run.metrics:
         step = int(rec["step"])
@@ -298,7 +296,7 @@ def _experiment_attrs(exp: Experiment) -> dict:
     runs = [dict(run.entry, name=run.name, dir=str(run.dir), status=run.status, error=run.error, reason=run.reason,
                  summary_final=run.summary.get("final") if isinstance(run.summary.get("final"), dict) else {},
                  n_records=len(run.metrics),
-                 skipped_steps=run.summary.get("skipped_steps"), sweep_label=_sweep_label(run.sweep),
+                 skipped_steps=run.summary.get("skipped_steps"), sweep_label=sweep_label(run.sweep),
                  beta=_num(run.sweep.get("beta", run.config.get("beta"))))
             for run in exp.runs]
     return dict(name=exp.name, root=str(exp.root), references=exp.reference_names, runs=runs,

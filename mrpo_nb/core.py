@@ -14,7 +14,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['LOSS_LABELS', 'WEIGHTER_LABELS', 'ONE_HOT_WEIGHTERS', 'atomic_write', 'plain', 'write_json', 'DamagedFile',
-           'read_json', 'refuse', 'check_unique', 'is_number', 'format_value', 'method_name']
+           'read_json', 'refuse', 'check_unique', 'is_number', 'format_value', 'sweep_label', 'method_name']
 
 # %% ../nbs/00_core.ipynb #32ecca1a
 def atomic_write(path: str | os.PathLike,
@@ -98,6 +98,10 @@ def is_number(v, finite: bool = False) -> bool:
 def format_value(v) -> str:
     "A setting's value as run names and labels show it: a float in its shortest form (`0.1`, `1e-05`), else `str`."
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+def sweep_label(sweep: dict) -> str:
+    "A sweep value as tables and figures label it: its settings in name order, `beta=2.5, gamma=0.5` ('' for none)."
+    return ", ".join(f"{k}={format_value(v)}" for k, v in sorted(sweep.items()))
 
 # %% ../nbs/00_core.ipynb #de5f8748
 LOSS_LABELS = {"ln_dpo": "LN-DPO", "dpo": "DPO", "mrpo": "MRPO", "mdpo": "MDPO", "geometric": "Geometric",

@@ -23,7 +23,7 @@ import mrpo_nb
 from . import analysis
 from .analysis import accuracy_se, shared_pairs, standard_error
 from .builtin import load_data
-from .core import DamagedFile, atomic_write, format_value, is_number, read_json, write_json
+from .core import DamagedFile, atomic_write, is_number, read_json, sweep_label, write_json
 from .data import filter_pairs, split_pairs
 from .models import convert_models, load_model, parse_spec, template_source
 from .scoring import ScoreTable, canonical_rows, data_fingerprint, process_state, reference_accuracy, score_references
@@ -658,8 +658,7 @@ def results_table(root, split: str = "test", paired: bool = True) -> str:
     the seeds share: `analysis.accuracy_se`), completed/total runs; below it, each failed run and its reason, and
     (`paired`) the paired comparisons against the best single reference."""
     rows, n_pairs = results(root, split), shared_pairs(root, split)
-    lab = lambda r: r["label"] + ("  [" + ", ".join(f"{k}={format_value(v)}" for k,
-                                                    v in r["sweep"].items()) + "]" if r["sweep"] else "")
+    lab = lambda r: r["label"] + (f"  [{sweep_label(r['sweep'])}]" if r["sweep"] else "")
     w = max(len(lab(r)) for r in rows) + 2
     out = [f"{'method':<{w}}{split + ' accuracy':>20}   runs", "-" * (w + 27)]
     for r in rows:
