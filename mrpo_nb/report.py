@@ -32,16 +32,28 @@ __all__ = ['LOOK_FOR', 'GENERIC_QUESTION', 'ONE_SEED_NOTES', 'CHROMIUM_ARGS', 'w
 # %% ../nbs/08a_report.ipynb #81fa6891
 def _esc(x) -> str: return html.escape(str(x))
 
-def _table(df: pd.DataFrame, caption: str | None = None) -> str:
-    "An escaped HTML table of `df` (index hidden), with an optional caption."
+def _table(df: pd.DataFrame, caption: str | None = None, text: tuple = (1, 0), cls: str = "") -> str:
+    """An escaped HTML table of `df` (index hidden), with an optional caption; `text`: how many of its first and last
+    columns hold text, aligned left (numbers align right); `cls`: a class of its own. A table wider than the page
+    scrolls within it."""
     if df is None or len(df) == 0: return "<p class='note'>(empty)</p>"
-    t = df.to_html(index=False, escape=True, na_rep="—", border=0, classes="tbl")
-    return (f"<p class='caption'>{_esc(caption)}</p>" if caption else "") + t
+    t = df.to_html(index=False, escape=True, na_rep="—", border=0, classes=f"tbl lead{text[0]} tail{text[1]} {cls}")
+    return (f"<p class='caption'>{_esc(caption)}</p>" if caption else "") + f"<div class='wide'>{t}</div>"
+
+def _footnotes(notes: list) -> tuple:
+    """(a cell per row: the numbers of its notes, the numbered list under the table): each note said once, however
+    many rows it applies to, and the table no wider for it. `notes`: per row, its notes joined by '; '."""
+    split = [[n for n in str(row).split("; ") if n] for row in notes]
+    found = list(dict.fromkeys(n for row in split for n in row))
+    cells = [", ".join(str(found.index(n) + 1) for n in row) for row in split]
+    items = "".join(f"<li>{_esc(n)}</li>" for n in found)
+    return cells, f"<ol class='tnotes'>{items}</ol>" if found else ""
 
 def _notes(items) -> str:
     items = list(items)
     return "" if not items else "<ul class='notes'>" + "".join(f"<li>{_esc(i)}</li>" for i in items) + "</ul>"
 
+# %% ../nbs/08a_report.ipynb #81fa6892
 def _figure(fig: go.Figure, div_id: str) -> str:
     "A figure as a div + its JSON, without plotly.js (the page holds it once)."
     # auto_play=False: a figure with frames (the step-by-step views) must not animate on load (interpolated SVG paths)
@@ -52,8 +64,12 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em}
 body{color:#222} h1{font-size:1.7em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 .note,.notes{color:#8a4b00} table.tbl{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-.tbl th,.tbl td{border:1px solid #ddd;padding:3px 7px;text-align:right} .tbl th{background:#f4f4f4}
-.tbl td:first-child,.tbl th:first-child{text-align:left} .caption{font-style:italic;margin-bottom:.2em}
+.tbl th,.tbl td{border:1px solid #ddd;padding:3px 6px;text-align:right} .tbl th{background:#f4f4f4}
+table.paired{font-size:.8em} .paired :is(td,th){padding:3px 5px} .paired td:nth-child(2){min-width:9em}
+.lead1 :is(td,th):nth-child(-n+1),.lead2 :is(td,th):nth-child(-n+2),.lead3 :is(td,th):nth-child(-n+3),
+.tail1 :is(td,th):nth-last-child(-n+1),.tail2 :is(td,th):nth-last-child(-n+2){text-align:left}
+.wide{overflow-x:auto;max-width:100%} .caption{font-style:italic;margin-bottom:.2em}
+.tnotes{font-size:.85em;margin:.2em 0 1em;padding-left:2em;color:#444}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em} details{margin:.3em 0} .fig{margin:1em 0}
 .look{margin:.2em 0 1.2em;color:#333} .first{background:#f6f8fb;border:1px solid #dde3ea;padding:.2em 1em .6em}
 .first h2{font-size:1.15em;border:0;margin:.7em 0 .2em} .question{font-size:1.2em;font-weight:600;margin:.2em 0}
@@ -91,10 +107,11 @@ LOOK_FOR = {
 }
 "What to look for in each figure of the report (by its div id): the sentence printed under it."
 
-def _figure_block(fig: go.Figure, div_id: str) -> str:
-    "A figure and, under it, the sentence saying what to look for."
+def _figure_block(fig: go.Figure, div_id: str, error_bars=()) -> str:
+    "A figure and, under it, what its error bars are (the figure's note on them) and what to look for."
     look = LOOK_FOR.get(div_id)
-    said = f"<p class='look' data-fig='{div_id}'><b>What to look for:</b> {_esc(look)}</p>" if look else ""
+    said = "".join(f"<p class='look'><b>Error bars:</b> {_esc(n)}.</p>" for n in error_bars)
+    said += f"<p class='look' data-fig='{div_id}'><b>What to look for:</b> {_esc(look)}</p>" if look else ""
     return f"<div class='fig'>{_figure(fig, div_id)}</div>{said}"
 
 
@@ -123,7 +140,9 @@ def _section(title: str, make, notes: list, anchor: str, said=()) -> str:
 def _fig_section(fig_fn, obj, div_id: str, **kw):
     def make():
         fig = fig_fn(obj, **kw)
-        return _figure_block(fig, div_id), list((fig.layout.meta or {}).get("notes", []))
+        notes = list((fig.layout.meta or {}).get("notes", []))
+        bars = [n for n in notes if n.startswith("± ")]   # what the error bars are: under the figure, not a problem
+        return _figure_block(fig, div_id, bars), [n for n in notes if n not in bars]
     return make
 
 # %% ../nbs/08a_report.ipynb #0c0e94de
@@ -139,50 +158,84 @@ def _shared_notes(notes) -> tuple:
 
 _KENDALL_CAPTION = ("τ: Kendall's τ-b per seed. Pooled p: exact one-sided P(T ≥ t) for T = Σ τ over seeds, its null "
                     "the convolution of the per-seed exact permutation nulls (ties kept); the observed value is "
-                    "included. The paper does not state its p convention.")
+                    "included. Where the seeds share their pairs (the same split in every seed), their τ are not "
+                    "independent, and the pooled p is one exact test on the seed-mean vectors (the row's note says "
+                    "so). The paper's p is a Monte Carlo 1 − ECDF(t) of the mean τ over untied permutations, i.e. "
+                    "P(T̄ > t), the observed value left out (mrpo_nb.paper recomputes it).")
 
 def _kendall_display(t: pd.DataFrame):
-    "Table 1/2 for reading: τ per seed and as mean ± s.e., the pooled exact p; a note every row shares said once."
+    """Table 1/2 for reading: τ per seed and as mean ± s.e., the pooled exact p; a note every row shares said once,
+    the others numbered under the table."""
     if t is None or len(t) == 0: return "<p class='note'>no run of these weighters in this experiment</p>", []
     own, common = _shared_notes(t.note)
+    own, listed = _footnotes(own)
     out = pd.DataFrame({"method": t.method, "against": t.against, "weights": t.weights, "seeds": t.seeds,
                         "τ per seed": t["tau per seed"],
                         "τ (mean ± s.e.)": [_mean_se(m, se, n).split(" (n")[0]
                                             for m, se, n in zip(t["tau mean"], t["tau s.e."], t.seeds)],
                         "pooled exact p, P(T ≥ t)": [round(p, 4) for p in t["pooled p"]],   # NaN shows as —
                         "p per seed": t["p per seed"], "note": own})
-    return _table(out, _KENDALL_CAPTION), common
+    return _table(out if listed else out.drop(columns="note"), _KENDALL_CAPTION, text=(3, 0)) + listed, common
 
+# %% ../nbs/08a_report.ipynb #0c0e94df
 def _interval(m, lo, hi) -> str:
-    "m [lo, hi], signed, or — where there is no estimate."
+    "m [lo, hi], signed, or — where there is no estimate; the interval unbroken (a narrow cell breaks before it)."
     if m is None or math.isnan(m): return "—"
-    return f"{m:+.3f}" + ("" if lo is None or math.isnan(lo) else f" [{lo:+.3f}, {hi:+.3f}]")
+    return f"{m:+.3f}" + ("" if lo is None or math.isnan(lo) else f" [{lo:+.3f},\u00a0{hi:+.3f}]")
 
-_PAIRED_CAPTION = ("Differences are method − comparator. The t-interval's s.e. is over seeds only; McNemar (exact, "
-                   "two-sided, discordant pairs summed over seeds) and the bootstrap (over seeds and test pairs) "
-                   "include test-pair sampling. 'Not detectable at this size': smaller than the smallest difference "
-                   "this experiment detects at 5% with power 0.8, which is not a finding of no difference.")
+_POOLED_TESTS = {"exact McNemar": "two-sided, the discordant pairs summed over seeds",
+                 "sign-flip": "the seeds share their test pairs, so the pair is the unit: the exact two-sided test of "
+                              "each pair's total over seeds under random signs; for one seed, exact McNemar"}
+
+def _paired_caption(t: pd.DataFrame, same: dict) -> str:
+    """The paired table's caption: what every row shares (`same`: the seeds and test pairs, where no row differs), what
+    its columns measure, which pooled test each row used, what Holm adjusts over."""
+    every = " and ".join(f"{v} " + (("seed" if v == 1 else "seeds") if k == "seeds" else "test-pair evaluations")
+                         for k, v in same.items())
+    tests = list(dict.fromkeys(t["pooled test"].dropna()))
+    said = "; ".join(f"{n} ({next(v for k, v in _POOLED_TESTS.items() if n.startswith(k))})" for n in tests)
+    n_holm = int(t["Holm p"].notna().sum())
+    return ((f"Every row: {every}. " if every else "") + "Differences are method − comparator. The t-interval's s.e. "
+            "is over seeds only; the pooled exact test and the bootstrap (over seeds and test pairs) include test-pair "
+            "sampling."
+            + (f" Exact p (pooled): {said}." if len(tests) == 1 else
+               f" Exact p (pooled): the test the 'pooled test' column names: {said}." if tests else "")
+            + (f" Holm p: Holm's step-down adjustment of each row's p over the {n_holm} comparisons with the best "
+               "single reference (every method and sweep value); a row whose p is below 5% but whose Holm p is not "
+               "reads 'not significant at 5% after Holm'. The comparisons with the untrained policy ask another "
+               "question (did training change anything?) and keep their own p." if n_holm else "")
+            + " 'Not detectable at this size': smaller than the smallest difference this experiment detects at 5% "
+            "with power 0.8, which is not a finding of no difference.")
 
 # %% ../nbs/08a_report.ipynb #45d222a2
 def _paired_display(t: pd.DataFrame):
-    "The paired comparisons for reading: intervals as one cell each; a note every row shares said once."
+    """The paired comparisons for reading: intervals as one cell each, the pooled exact p and its Holm adjustment (the
+    pooled test in the caption, or in its own column where the rows differ); the seeds and test pairs, where every row
+    has the same, and a note every row shares said once; the other notes numbered under the table. How the single
+    reference was chosen is in `versus` ('by val'), not again in a column of its own."""
     if t is None or len(t) == 0: return "<p class='note'>no multi-reference run to compare</p>", []
     own, common = _shared_notes(t.note)
-    num = lambda v, d=3: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), d)
+    own, listed = _footnotes(own)
+    num = lambda v, f=".3f": "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(float(v), f)
+    pairs, n10 = ["—" if pd.isna(v) else int(v) for v in t.pairs], t["n10/n01"].fillna("—")
+    same = {k: v[0] for k, v in (("seeds", list(t.seeds)), ("test pairs", pairs)) if len(set(v)) == 1 and v[0] != "—"}
     out = pd.DataFrame({
-        "method": t.method, "versus": t.versus, "chosen on": t["chosen on"].fillna(""), "seeds": t.seeds,
+        "method": t.method, "versus": t.versus, "seeds": t.seeds,
         "accuracy difference [95% t, seeds]": [_interval(*r) for r in zip(t["mean difference"], t["95% low"],
                                                                             t["95% high"])],
-        "test pairs": ["—" if pd.isna(v) else int(v) for v in t.pairs], "n10/n01": t["n10/n01"].fillna("—"),
-        "McNemar p (pooled)": [num(v, 4) for v in t["McNemar p (pooled)"]],
-        "McNemar p per seed": t["McNemar p per seed"].fillna("—"),
+        "n10/n01": n10 if "test pairs" in same else [d if p == "—" else f"{d} of {p}" for d, p in zip(n10, pairs)],
+        "pooled test": t["pooled test"].fillna("—"), "exact p (pooled)": [num(v, ".3g") for v in t["exact p (pooled)"]],
+        "Holm p": [num(v, ".3g") for v in t["Holm p"]], "McNemar p per seed": t["McNemar p per seed"].fillna("—"),
         "bootstrap 95% (pairs, seeds)": [_interval(m, lo, hi) if not math.isnan(lo) else "—" for m, lo, hi in
                                          zip(t["mean difference"], t["bootstrap 95% low"], t["bootstrap 95% high"])],
         "Δθ difference [95% bootstrap]": [_interval(*r) for r in zip(t["Δθ difference"], t["Δθ 95% low"],
                                                                       t["Δθ 95% high"])],
         "smallest detectable (5%, power 0.8)": [num(v) for v in t["detectable (5%, power 0.8)"]],
         "reading": t.reading.fillna("—"), "note": own})
-    return _table(out, _PAIRED_CAPTION), common
+    if "test pairs" not in same: out = out.rename(columns={"n10/n01": "n10/n01 of test pairs"})
+    one_test = t["pooled test"].dropna().nunique() <= 1                   # named once, in the caption
+    out = out.drop(columns=[c for c in ("seeds",) if c in same] + ["pooled test"] * one_test + ["note"] * (not listed))
+    return _table(out, _paired_caption(t, same), text=(2, 2 if listed else 1), cls="paired") + listed, common
 
 # %% ../nbs/08a_report.ipynb #7e475df4
 def _methods_table(df, dataset):
@@ -348,7 +401,8 @@ def _provenance_section(exp):
     return html_, notes
 
 # %% ../nbs/08a_report.ipynb #2f768748
-def _explorers_section(exp):
+def _explorers_section(exp, df):
+    "The static twins of the widgets' explorers: α of the experiment's weighing runs, and one TSW run's posteriors."
     try: from mrpo_nb import widgets
     except ImportError as e: return "", [f"step-by-step views: mrpo_nb.widgets is not available ({e})"]
     tsw = [r for r in exp.runs if r.weighter == "tsw" and r.metrics and r.status != "failed"]
@@ -356,8 +410,9 @@ def _explorers_section(exp):
              if r.metrics and r.loss not in ("ref_free", "ln_dpo", "dpo") and r.weighter != "single"]
     views = []
     if multi: views.append(("α per reference, step by step", "alpha_static_figure", exp.root, "fig-alpha-explorer"))
-    if tsw: views.append((f"Thompson sampling posteriors, step by step ({tsw[0].label}, seed {tsw[0].seed})",
-                          "tsw_static_figure", tsw[0].dir, "fig-tsw-explorer"))
+    sweep_of = {r["name"]: r.get("sweep_label", "") for r in df.attrs["experiment"]["runs"]}
+    if tsw: views.append((f"Thompson sampling posteriors, step by step ({tsw[0].label}{_tag(sweep_of.get(tsw[0].name))}"
+                          f", seed {tsw[0].seed})", "tsw_static_figure", tsw[0], "fig-tsw-explorer"))   # its sweep kept
     parts, notes = [], []
     for title, fn_name, target, div in views:
         fn = getattr(widgets, fn_name, None)
@@ -416,6 +471,26 @@ def _spread_at(infl, beta) -> str:
             f"{sd:.3f} on average (s.d. across references; mean range {rg:.3f}).")
 
 # %% ../nbs/08a_report.ipynb #498e3dbc
+_FIXED = "the only single-reference run"      # headline's `chosen_on` where the experiment fixed the single reference
+
+def _chosen_on(chosen_on) -> tuple:
+    "(how the best other method was chosen, how the single reference was), from `headline`'s `chosen_on`."
+    parts = str(chosen_on or "").split(" / ")
+    return parts[0], parts[-1]
+
+def _compared(r) -> str:
+    "Which two methods the answer compares, and how each was chosen (HTML)."
+    (mine, single), m, v = _chosen_on(r.chosen_on), f"<b>{_esc(r.method)}</b>", f"<b>{_esc(r.versus)}</b>"
+    if single == _FIXED: return f"{m} (chosen on {_esc(mine)}) against the single reference, {v} ({_FIXED})"
+    if mine == single: return f"{m} against the best single reference, {v} (both chosen on {_esc(mine)})"
+    return f"{m} (chosen on {_esc(mine)}) against the best single reference, {v} (chosen on {_esc(single)})"
+
+def _p_text(r) -> str:
+    "p, and Holm's adjusted p beside it where that differs."
+    p = f"p = {_num_or(r.p, '.3g', '—')}"
+    if pd.isna(r.holm_p) or pd.isna(r.p) or math.isclose(r.holm_p, r.p): return p
+    return f"{p}, Holm-adjusted p = {r.holm_p:.3g} (over every comparison with the best single reference)"
+
 def _answer_items(df, h: pd.DataFrame, infl) -> list:
     "One line (HTML) per sweep value: the headline comparison with its uncertainty."
     betas = {r.get("sweep_label", ""): r.get("beta") for r in df.attrs["experiment"]["runs"]}
@@ -426,14 +501,37 @@ def _answer_items(df, h: pd.DataFrame, infl) -> list:
             items.append(f"{where}{_esc(r.note or 'no comparison')}: no answer yet"); continue
         interval = ("no interval" if pd.isna(r.low) else f"[{r.low:+.3f}, {r.high:+.3f}]")
         items.append(
-            f"{where}<b>{_esc(r.method)}</b> against the best single reference, <b>{_esc(r.versus)}</b> (both chosen "
-            f"on {_esc(r.chosen_on)}): {r.difference:+.3f} test accuracy {interval} ({_esc(r.statistics)}), "
-            f"p = {_num_or(r.p, '.3g', '—')}; {int(r.seeds)} seed(s), "
+            f"{where}{_compared(r)}: {r.difference:+.3f} test accuracy {interval} ({_esc(r.statistics)}), "
+            f"{_esc(_p_text(r))}; {int(r.seeds)} seed(s), "
             + ("no per-pair results" if pd.isna(r.pairs) else f"{int(r.pairs)} test-pair evaluations")
             + f"; smallest detectable difference {_num_or(r.detectable, '.3f', '—')}: "
             f"<b>{_esc(r.reading)}</b>." + _esc(_spread_at(infl, betas.get(r.sweep))))
     return items or ["No completed comparison yet: no multi-reference or reference-free run and single-reference "
                      "run have both finished."]
+
+# %% ../nbs/08a_report.ipynb #5e1ec7ca
+def _selection_caveats(h: pd.DataFrame) -> list:
+    """How the compared methods were chosen and what that costs: one chosen on the pairs it is tested on is favoured
+    by the selection; a single reference the experiment fixed (its only single-reference run) was not chosen at all."""
+    picks = [_chosen_on(c) for c in h.chosen_on.dropna() if c] if len(h) else []
+    mine, single = {a for a, _ in picks}, {b for _, b in picks}
+    on_test = lambda hows: any("as no run evaluated" in x for x in hows)
+    out = []
+    if on_test(mine) and on_test(single):
+        out.append("The best methods were chosen on test accuracy, as no run evaluated val: chosen on the pairs they "
+                   "are tested on, they are favoured by the selection.")
+    elif on_test(mine | single):
+        who = "multi-reference or reference-free method" if on_test(mine) else "single reference"
+        out.append(f"The best {who} was chosen on test accuracy, as no run evaluated val: chosen on the pairs it is "
+                   "tested on, it is favoured by the selection.")
+    elif "val" in mine:
+        out.append("The best single reference and the best other method are chosen on validation accuracy, then "
+                   "compared on test." if "val" in single else "The best multi-reference or reference-free method "
+                   "is chosen on validation accuracy, then compared on test.")
+    if _FIXED in single:
+        out.append("The single reference was not chosen on these results: it is the one single-reference method the "
+                   "experiment trains, so no selection among single references favours it.")
+    return out
 
 # %% ../nbs/08a_report.ipynb #3ed00faa
 def _caveats(exp, df, h: pd.DataFrame, infl, n_left: int) -> list:
@@ -447,12 +545,7 @@ def _caveats(exp, df, h: pd.DataFrame, infl, n_left: int) -> list:
     elif 1 < len(seeds) <= 3:
         out.append(f"{len(seeds)} seeds: a standard error over so few seeds is itself very uncertain (Student t on "
                    f"{len(seeds) - 1} d.f.).")
-    how = " ".join(h.chosen_on.dropna()) if len(h) else ""
-    if "as no run evaluated" in how:
-        out.append("The best methods were chosen on test accuracy, as no run evaluated val: chosen on the pairs they "
-                   "are tested on, they are favoured by the selection.")
-    elif "val" in how: out.append("The best single reference and the best other method are chosen on validation "
-                                  "accuracy, then compared on test.")
+    out += _selection_caveats(h)
     if len(h) and h.pairs.isna().all() and h.difference.notna().any():
         out.append("No per-pair results (eval_pairs.json): no McNemar test, and intervals over seeds only, blind to "
                    "test-pair sampling.")
@@ -484,7 +577,7 @@ def _first_screen(exp, df, notes: list) -> str:
     except Exception as e:     # the rest of the report still stands
         notes.append(f"Answer: not computed ({type(e).__name__}: {e})")
         h = pd.DataFrame(columns=["sweep", "method", "versus", "chosen_on", "seeds", "pairs", "difference", "low",
-                                  "high", "p", "statistics", "detectable", "reading", "note"])
+                                  "high", "p", "holm_p", "statistics", "detectable", "reading", "note"])
     n_left = int(final_accuracy(df, "test").value.isna().sum())
     items = "".join(f"<li>{i}</li>" for i in _answer_items(df, h, infl))
     cav = "".join(f"<li>{_esc(c)}</li>" for c in _caveats(exp, df, h, infl, n_left))
@@ -523,9 +616,10 @@ def _sections(exp, df, notes: list, said=()) -> list:
               lambda: _kendall_display(table_kendall(df)), "kendall"),
              ("Table 2 · Kendall τ between TSW's μ and reference quality",
               lambda: _kendall_display(table_tsw(df)), "kendall-tsw"),
-             ("Paired comparisons (shared test pairs: exact McNemar, paired bootstrap; per-seed Student-t)",
+             ("Paired comparisons (test pairs: pooled exact test with Holm's adjustment, paired bootstrap; per-seed "
+              "Student-t)",
               lambda: _paired_display(paired_comparisons(df)), "paired"),
-             ("Step-by-step views", lambda: _explorers_section(exp), "explorers"),
+             ("Step-by-step views", lambda: _explorers_section(exp, df), "explorers"),
              ("Data and references", lambda: _data_section(exp), "data"),
              ("Provenance", lambda: _provenance_section(exp), "provenance")]
     return [_section(title, make, notes, anchor, said) for title, make, anchor in spec]
@@ -612,6 +706,10 @@ _PAIRED_JS = """() => { const h = document.getElementById('paired'); if (!h) ret
   let n = 0; for (let e = h.nextElementSibling; e && e.tagName !== 'H2'; e = e.nextElementSibling)
     e.querySelectorAll('td').forEach(td => { if (td.textContent.startsWith('best single reference (')) n++; });
   return n; }"""
+# every table: its section and how far it reaches past the page's text column (> 0: it scrolls sideways there)
+_WIDE_JS = """() => Array.from(document.querySelectorAll('table')).map(t => {
+  const h = document.evaluate('preceding::h2[1]', t, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;
+  return {section: h ? h.id : '', over: t.getBoundingClientRect().width - t.parentElement.clientWidth}; })"""
 
 
 # %% ../nbs/08a_report.ipynb #093687a3
@@ -657,7 +755,8 @@ def check_report_in_browser(html_path, screenshot=None, executable: str | None =
                             first_screen=None) -> dict:
     """Open an HTML report offline in headless Chromium and report what it drew: `{"figures": [{id, rendered, svg,
     points}], "console_errors": [...], "requests": [blocked URLs], "overlaps": [...] (`layout_overlaps`),
-    "paired_best_single": rows of the paired table against the best single reference (None: no such table)}`.
+    "paired_best_single": rows of the paired table against the best single reference (None: no such table),
+    "wide_tables": tables wider than the page's text column, which a reader must scroll sideways}`.
     `screenshot`: a full-page PNG; `first_screen`: a PNG of what the reader sees first (1280 x 900)."""
     exe = executable or find_chromium()
     if exe is None: raise FileNotFoundError("no Chromium found: install Debian's `chromium` (apt-get install chromium)")
@@ -684,9 +783,11 @@ def _browser_check(url, screenshot, exe, timeout_s, first_screen=None) -> dict:
             page.goto(url, wait_until="load", timeout=timeout_s * 1000)
             page.wait_for_function(_ALL_DRAWN_JS, timeout=timeout_s * 1000)
             figures, geometry, paired = page.evaluate(_COUNT_JS), page.evaluate(_GEOMETRY_JS), page.evaluate(_PAIRED_JS)
+            wide = [f"{w['section'] or 'top'}: a table {w['over']:.0f} px wider than the page"
+                    for w in page.evaluate(_WIDE_JS) if w["over"] > 1]
             if first_screen is not None: page.screenshot(path=str(first_screen))
             if screenshot is not None: page.screenshot(path=str(screenshot), full_page=True)
         finally: browser.close()
     return dict(figures=figures, console_errors=errors, requests=requests, overlaps=layout_overlaps(geometry),
-                paired_best_single=paired)
+                paired_best_single=paired, wide_tables=wide)
 

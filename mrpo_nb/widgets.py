@@ -15,7 +15,8 @@ from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs, get_plotlyjs_version
 from plotly.subplots import make_subplots
 import ipywidgets as W
-from .analysis import load_experiment
+from .analysis import load_experiment, read_run
+from .core import DamagedFile, read_json
 
 # %% auto #0
 __all__ = ['tsw_state', 'alpha_state', 'tsw_figure', 'alpha_figure', 'StaticFigure', 'tsw_runs', 'tsw_static_figure',
@@ -143,11 +144,23 @@ def _weighing_runs(runs) -> list:
         if K >= 2: out.append((r, log, K))
     return out
 
+def _index_entry(run_dir: Path):
+    "A run folder's entry in the index.json of the experiment that holds it (`EXP/runs/NAME`), else None."
+    f = run_dir.parent.parent / "index.json"
+    if run_dir.parent.name != "runs" or not run_dir.is_dir() or not f.is_file(): return None
+    try: entries = read_json(f, default={}).get("runs")
+    except (DamagedFile, AttributeError): return None      # a damaged index: the folder alone, as analysis reads it
+    if not isinstance(entries, list): return None
+    return next((e for e in entries if isinstance(e, dict) and e.get("name") == run_dir.name), None)
+
 def _as_runs(x) -> list:
-    "The runs of an Experiment, a single RunData, a list of runs, or a run/experiment folder (read through analysis)."
+    """The runs of an Experiment, a single RunData, a list of runs, or a run/experiment folder (read through analysis).
+    A run folder inside an experiment is read with its index entry: its label and sweep values name it as there."""
     if hasattr(x, "runs"): return list(x.runs)
     if hasattr(x, "metrics"): return [x]
-    if isinstance(x, (str, Path)): return list(load_experiment(x).runs)
+    if isinstance(x, (str, Path)):
+        entry = _index_entry(Path(x))
+        return [read_run(x, entry)] if entry else list(load_experiment(x).runs)
     return list(x)
 
 # %% ../nbs/08_widgets.ipynb #5b2db761
@@ -378,7 +391,9 @@ def _frame_steps(first: int, last: int, max_frames: int) -> list:
 
 class StaticFigure(go.Figure):
     """A `go.Figure` whose HTML does not play on open: `to_html` and `write_html` default to `auto_play=False`.
-    Plotly's default (True) plays every frame on load with interpolated transitions: half-drawn frames, SVG errors."""
+    Plotly's default (True) plays every frame on load with interpolated transitions: half-drawn frames, SVG errors.
+    Only these two methods know it: `plotly.io.write_html(fig, ...)` (and `plotly.io.to_html`) bypass them and play on
+    open, unless given `auto_play=False`."""
     def __init__(self, data=None,    # traces, or a figure to copy (with its layout and frames)
                  layout=None,        # the layout, as for go.Figure
                  frames=None,        # the frames, as for go.Figure
@@ -391,6 +406,7 @@ class StaticFigure(go.Figure):
     def write_html(self, *args, auto_play: bool = False, **kwargs):
         return super().write_html(*args, auto_play=auto_play, **kwargs)
 
+# %% ../nbs/08_widgets.ipynb #802416ef
 def _animate(fig: go.Figure, frames: list, ts: list, active: int, prefix: str) -> StaticFigure:
     "`fig` as a StaticFigure with frames, a slider (a step per frame) and play/pause buttons (▶ plays on click only)."
     height, top, bottom = fig.layout.height + 110, fig.layout.margin.t or 80, 170
