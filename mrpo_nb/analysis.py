@@ -1510,7 +1510,7 @@ def _pair_stats(al: dict, confidence: float, n_boot: int, rng) -> dict:
     else: p, n, psi, test = mc["p"], mc["n"], (mc["n10"] + mc["n01"]) / max(mc["n"], 1), "exact McNemar"
     det = mcnemar_detectable(n, psi, alpha)
     return {"pairs": mc["n"], "n10/n01": f"{mc['n10']}/{mc['n01']}", "pooled test": test, "exact p (pooled)": p,
-            "McNemar p per seed": ", ".join(f"s{s}: {d['p']:.3f}" for s, d in zip(al, mc["per_seed"])),
+            "McNemar p per seed": ", ".join(f"s{s}: {d['p']:.3g}" for s, d in zip(al, mc["per_seed"])),
             f"bootstrap {level} low": acc["low"], f"bootstrap {level} high": acc["high"],
             "Δθ difference": dth["mean"], f"Δθ {level} low": dth["low"], f"Δθ {level} high": dth["high"],
             "Δθ detectable": detectable_difference(dth["se"], alpha=alpha),
@@ -1664,7 +1664,7 @@ def headline(obj, split: str = "test", select_on: str = "val", confidence: float
                         & comparisons.versus.str.startswith("best single reference (")].iloc[0]
         if not pd.isna(r["pairs"]):
             lo, hi, p = r[f"bootstrap {level} low"], r[f"bootstrap {level} high"], r["exact p (pooled)"]
-            kind = f"paired bootstrap {level} (test pairs and seeds); {r['pooled test']} p, pooled over seeds"
+            kind = f"paired bootstrap {level} (test pairs and seeds); exact p pooled over seeds ({r['pooled test']})"
         else:
             lo, hi, p = r[f"{level} low"], r[f"{level} high"], _t_p(r["mean difference"], r["s.e. (seeds)"], r.seeds)
             if not r["s.e. (seeds)"] > 0: lo = hi = float("nan")     # no spread over seeds: no interval

@@ -540,8 +540,8 @@ def _caveats(exp, df, h: pd.DataFrame, infl, n_left: int) -> list:
     seeds = sorted({r["seed"] for r in runs if r["status"] == "completed"})
     out = []
     if len(seeds) == 1:
-        out.append("One seed only, no s.e.: no standard error over seeds and no per-seed interval anywhere in this "
-                   "report; the intervals and p-values above come from the test pairs alone.")
+        out.append("One seed only: no standard error over seeds and no per-seed interval anywhere in this report; "
+                   "the standard errors, intervals and p-values come from the test pairs alone.")
     elif 1 < len(seeds) <= 3:
         out.append(f"{len(seeds)} seeds: a standard error over so few seeds is itself very uncertain (Student t on "
                    f"{len(seeds) - 1} d.f.).")

@@ -166,16 +166,17 @@ def _pair_margins(rng, latent: np.ndarray, acc: float) -> list:
     c = s[0] + 0.01 if k == 0 else s[-1] - 0.01 if k == len(m) else (s[k - 1] + s[k]) / 2
     return (m - c).tolist()
 
-def _synthetic_evals(accs: dict, infl: dict | None, seed: int, n_steps: int) -> dict:
+def _synthetic_evals(accs: dict, infl: dict | None, seed: int, n_steps: int, drift: bool = True) -> dict:
     """{step: evaluation metrics}: the accuracies `accs` ({step: (val, test)}) and, given `infl`, each split's drift
-    towards every reference (the seed's own at step 0, then growing or shrinking) and the run's influence summary."""
+    towards every reference (the seed's own at step 0, then growing or shrinking; not for a run without references,
+    as training logs none) and the run's influence summary."""
     out = {}
     for t, (va, te) in accs.items():
         ev = {"val/accuracy": va, "test/accuracy": te}
         if infl is not None:
             for s in ("val", "test"):
                 d0 = 0.3 + 0.2 * np.arange(infl["K"]) + 0.05 * seed      # the untrained policy: one per seed
-                ev[f"{s}/drift"] = (d0 + infl["slope"] * t / n_steps).round(6).tolist()
+                if drift: ev[f"{s}/drift"] = (d0 + infl["slope"] * t / n_steps).round(6).tolist()
                 ev[f"{s}/influence"] = _synthetic_influence(infl["rng"], infl["beta"], 50)
         out[t] = ev
     return out
@@ -191,7 +192,7 @@ def _write_synthetic_run(root: Path, rng, entry: dict, kw: dict, baseline: dict,
             for t in eval_steps}
     beta = entry["sweep"].get("beta", 0.1)
     if infl is not None: infl = dict(infl, beta=beta, slope=infl["rng"].normal(0, 0.1, infl["K"]))
-    evals = _synthetic_evals(accs, infl, entry["seed"], n_steps)
+    evals = _synthetic_evals(accs, infl, entry["seed"], n_steps, drift=entry["loss"] != "ref_free")
     recs = _synthetic_log(rng, entry["loss"], entry["weighter"], kw, len(refs), n_steps, evals, infl)
     d = root / "runs" / entry["name"]
     write_json(d / "config.json", dict(loss=entry["loss"], weighter=entry["weighter"], weighter_kwargs=kw,

@@ -16,7 +16,7 @@ from plotly.offline import get_plotlyjs, get_plotlyjs_version
 from plotly.subplots import make_subplots
 import ipywidgets as W
 from .analysis import load_experiment, read_run
-from .core import DamagedFile, read_json
+from .core import DamagedFile, read_json, sweep_label
 
 # %% auto #0
 __all__ = ['tsw_state', 'alpha_state', 'tsw_figure', 'alpha_figure', 'StaticFigure', 'tsw_runs', 'tsw_static_figure',
@@ -40,8 +40,7 @@ def _seed(run):
 def _sweep_text(run) -> str:
     "The run's sweep values as `beta=2.5, lr=0.0001` ('' outside a sweep)."
     sweep = getattr(run, "sweep", None) or (getattr(run, "entry", None) or {}).get("sweep") or {}
-    num = lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
-    return ", ".join(f"{k}={v:g}" if num(v) else f"{k}={v}" for k, v in sorted(sweep.items()))
+    return sweep_label(sweep)
 
 def _run_label(run, seed: bool = False) -> str:
     "The run's label (index entry, else its name) with its sweep values and, with `seed`, its seed."
