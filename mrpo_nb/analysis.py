@@ -1582,6 +1582,7 @@ def _compared_methods(df: pd.DataFrame) -> list:
     summ = method_summary(final_accuracy(df, "test"), df.attrs["experiment"]["references"])
     return [(r.sweep, r.method, r.label) for r in summ.itertuples() if not is_single_reference(r.loss, r.weighter)]
 
+# %% ../nbs/07_analysis.ipynb #135491af
 def _paired_columns(confidence: float) -> list:
     "The paired table's columns, in reading order (the per-pair ones NaN where no run holds per-pair results)."
     level = f"{confidence:.0%}"
@@ -1607,6 +1608,7 @@ def _with_holm(rows: list, alpha: float) -> list:
     for r in rows: r.pop("_p_raw", None)
     return rows
 
+# %% ../nbs/07_analysis.ipynb #3c89e0a3
 def paired_comparisons(obj, split: str = "test", select_on: str = "val", confidence: float = 0.95,
                        n_boot: int = 2000, rng=0) -> pd.DataFrame:
     """Each multi-reference and reference-free method vs the best single-reference run (of the same sweep value,

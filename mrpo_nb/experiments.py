@@ -675,6 +675,7 @@ def results_table(root, split: str = "test", paired: bool = True) -> str:
     if paired and any(r["n"] for r in rows[1:]): out += ["", *paired_lines(root, split)]
     return "\n".join(out)
 
+# %% ../nbs/06a_experiments.ipynb #d36e957f
 def _signed(x, digits: int = 3) -> str: return "-" if x is None or not math.isfinite(x) else f"{x:+.{digits}f}"
 
 def _plain(x, digits: int = 3) -> str: return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"

@@ -116,7 +116,7 @@ def _figure_block(fig: go.Figure, div_id: str, error_bars=()) -> str:
 
 
 # %% ../nbs/08a_report.ipynb #433d165d
-def _fmt(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+def _rounded(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     "Floats rounded for display (NaN stays NaN, shown as —)."
     df = df.copy()
     for c in df.columns:
@@ -369,8 +369,9 @@ def _data_section(exp):
     fr = pd.DataFrame(_flat(exp.filter_report), columns=["item", "value"]) if exp.filter_report else None
     notes = [] if exp.filter_report else ["no data/filter_report.json in this experiment"]
     if not acc: notes.append("no reference accuracies (references.json) in this experiment")
-    return ("<h3>Data filter report</h3>" + (_table(fr) if fr is not None else "") +
-            "<h3>Reference models: their own length-normalised preference accuracy</h3>" + _table(_fmt(refs))), notes
+    filtered = "<h3>Data filter report</h3>" + (_table(fr) if fr is not None else "")
+    return (filtered + "<h3>Reference models: their own length-normalised preference accuracy</h3>"
+            + _table(_rounded(refs))), notes
 
 # %% ../nbs/08a_report.ipynb #9753843f
 def _events(s: dict) -> list:
@@ -388,10 +389,10 @@ def _run_row(r) -> dict:
             "wall time (s)": s.get("wall_time_s"), "error": r.reason or ""}
 
 def _provenance_section(exp):
-    html_ = "<h3>Runs</h3>" + _table(_fmt(pd.DataFrame([_run_row(r) for r in exp.runs]), 1))
+    html_ = "<h3>Runs</h3>" + _table(_rounded(pd.DataFrame([_run_row(r) for r in exp.runs]), 1))
     if exp.timings:
         timings = pd.DataFrame(_flat(exp.timings), columns=["stage", "seconds"])
-        html_ += "<h3>Stage timings</h3>" + _table(_fmt(timings, 2))
+        html_ += "<h3>Stage timings</h3>" + _table(_rounded(timings, 2))
     html_ += _json_block("experiment.json (spec, versions)", exp.meta) if exp.meta else ""
     notes = []
     for r in exp.runs:

@@ -210,7 +210,7 @@ def _alpha_at(prepared: dict, t) -> dict:
 _COLORS = qualitative.Plotly
 _Y_TICKS = dict(ticks="outside", ticklen=4, tickcolor="rgba(0,0,0,0)")   # y labels clear of the x axis' first label
 
-def _fmt(x, spec=".3f"): return "–" if x is None else format(x, spec)
+def _shown_value(x, spec=".3f"): return "–" if x is None else format(x, spec)
 
 def _cursor(t: int) -> dict:
     "A dotted vertical line at batch t (on axes whose y runs 0..1)."
@@ -223,8 +223,8 @@ def _tsw_title(s: dict) -> str:
     if s["t"] == 0: return f"{head}: prior Beta({s['piv']:g}, {s['piv']:g}) for every arm, before training"
     if s["arm"] is None: return f"{head}: no arm drawn" + (" (step skipped)" if s["skipped"] else " (not logged)")
     theta = s["theta"][s["arm"]] if s["theta"] else None
-    return (f"{head}: arm {s['references'][s['arm']]} drawn (θ = {_fmt(theta)}), reward {s['reward']}: "
-            f"val-subsample accuracy {_fmt(s['acc_before'])} → {_fmt(s['acc_after'])}"
+    return (f"{head}: arm {s['references'][s['arm']]} drawn (θ = {_shown_value(theta)}), reward {s['reward']}: "
+            f"val-subsample accuracy {_shown_value(s['acc_before'])} → {_shown_value(s['acc_after'])}"
             + (" (step skipped)" if s["skipped"] else ""))
 
 # %% ../nbs/08_widgets.ipynb #e1024218
@@ -577,7 +577,7 @@ def _arm_table(s: dict) -> str:
     th = s["theta"] or [None] * len(s["a"])
     name = lambda k, n: f"<b>{html.escape(n)} (drawn)</b>" if k == s["arm"] else html.escape(n)
     rows = "".join(f"<tr><td>{name(k, n)}</td><td>{s['a'][k]:g}</td><td>{s['b'][k]:g}</td>"
-                   f"<td>{s['mu'][s['t']][k]:.3f}</td><td>{_fmt(th[k])}</td></tr>"
+                   f"<td>{s['mu'][s['t']][k]:.3f}</td><td>{_shown_value(th[k])}</td></tr>"
                    for k, n in enumerate(s["references"]))
     return _padded(f"<table><tr><th>arm</th><th>a</th><th>b</th><th>μ</th><th>θ</th></tr>{rows}</table>")
 
@@ -664,7 +664,7 @@ def _margin_table(s: dict) -> str:
     def cell(r, key, n, spec):
         if r[key] is None or n not in r["references"]: return ""
         v = float(r[key][r["references"].index(n)])
-        return _fmt(v if np.isfinite(v) else None, spec)
+        return _shown_value(v if np.isfinite(v) else None, spec)
     head = "".join(f"<th>{q} {html.escape(n)}</th>" for q in ("α", "ΣΔ") for n in refs)
     cols = [(key, n, spec) for key, spec in (("alpha", ".3f"), ("margins", "+.3f")) for n in refs]
     rows = "".join(f"<tr><td>{html.escape(r['label'])}</td>"
