@@ -1068,8 +1068,9 @@ def _with_initial_drift(df: pd.DataFrame, split: str) -> tuple:
     metric, notes = f"{split}/drift", []
     d = df[df.metric == metric]
     free = sorted(set(df.label[(df.loss == "ref_free") & ~df.run.isin(d.run)]))
-    if free: notes.append(f"no drift for {', '.join(free)}: the reference-free loss reads no reference's scores on the "
-                          f"evaluation pairs, so training logs no '{metric}' for it")
+    if free: notes.append(f"no drift for {', '.join(free)}: these reference-free runs logged no '{metric}' (training "
+                          f"logs it for them when given a score table; runs from before it did, or without one, "
+                          f"lack it)")
     lacking = [g for _, g in d.groupby("run", sort=False) if not (g.step == 0).any()]
     if not lacking: return df, notes
     init = initial_drift(df, split)

@@ -179,8 +179,8 @@ def _pair_margins(rng, latent: np.ndarray, acc: float) -> list:
 
 def _synthetic_evals(accs: dict, infl: dict | None, seed: int, n_steps: int, drift: bool = True) -> dict:
     """{step: evaluation metrics}: the accuracies `accs` ({step: (val, test)}) and, given `infl`, each split's drift
-    towards every reference (the seed's own at step 0, then growing or shrinking; not for a run without references,
-    as training logs none) and the run's influence summary."""
+    towards every reference (the seed's own at step 0, then growing or shrinking; `drift=False`: none, as for a run
+    trained without a score table) and the run's influence summary."""
     out = {}
     for t, (va, te) in accs.items():
         ev = {"val/accuracy": va, "test/accuracy": te}
@@ -203,7 +203,7 @@ def _write_synthetic_run(root: Path, rng, entry: dict, kw: dict, baseline: dict,
             for t in eval_steps}
     beta = entry["sweep"].get("beta", 0.1)
     if infl is not None: infl = dict(infl, beta=beta, slope=infl["rng"].normal(0, 0.1, infl["K"]))
-    evals = _synthetic_evals(accs, infl, entry["seed"], n_steps, drift=entry["loss"] != "ref_free")
+    evals = _synthetic_evals(accs, infl, entry["seed"], n_steps)
     recs = _synthetic_log(rng, entry["loss"], entry["weighter"], kw, len(refs), n_steps, evals, infl)
     d = root / "runs" / entry["name"]
     write_json(d / "config.json", dict(loss=entry["loss"], weighter=entry["weighter"], weighter_kwargs=kw,

@@ -1139,6 +1139,8 @@ class Trainer:
         self.scores = (
             scores.select(config.references) if scores is not None and config.references is not None else scores
         )
+        # the reference-free loss reads no reference, but its drift towards them is the control the others are read by
+        self.drift_scores = scores if config.loss == "ref_free" and scores is not None and scores.names else None
 
 # %% ../nbs/05_training.ipynb #bd69a1dc
 @patch
@@ -1225,6 +1227,14 @@ def _check_inputs(self: Trainer):
                       f"mini-batches are skipped and counted (nonfinite={cfg.nonfinite!r})")
 
 # %% ../nbs/05_training.ipynb #1363d8e8
+def _drift_values(scores, enc: dict, splits) -> dict:
+    "{split: the score table's reference fields} for a reference-free run's drift; a split it lacks: a warning."
+    out = {}
+    for k in (s for s in splits if s in enc and scores is not None):
+        try: out[k] = scores.for_ids(enc[k].ids)
+        except KeyError as e: warnings.warn(f"no drift on {k}: the score table lacks its pairs ({e})")
+    return out
+
 @patch
 def _prepare_data(self: Trainer):
     "Tokenise the splits, cut the training order into mini-batches, look up every split's reference values."
@@ -1237,6 +1247,7 @@ def _prepare_data(self: Trainer):
     self.K = len(self.scores.names) if self.scores is not None else 0
     # per split: reference fields (N, K) float64 for the splits the run uses (checked), else None
     self.ref_values = {k: self.scores.for_ids(e.ids) if k in self.needed else None for k, e in self.enc.items()}
+    self.drift_values = _drift_values(self.drift_scores, self.enc, cfg.eval_splits)
 
 @patch
 def _make_weighter(self: Trainer):
@@ -1274,7 +1285,8 @@ def values(self: Trainer, split: str, rows=None) -> dict:
 @patch
 def evaluate(self: Trainer, splits=None) -> dict:
     """Preference accuracy of the policy on each evaluation split; with references also its drift towards each
-    (`reference_drift`), DPO reward accuracy and gradient-weight summary; each pair's margin kept in `last_pairs`."""
+    (`reference_drift`; for the reference-free loss, towards every reference of the score table it was given), DPO
+    reward accuracy and gradient-weight summary; each pair's margin kept in `last_pairs`."""
     out, cfg = {}, self.cfg
     a = self.state["last_alpha"]
     if cfg.loss == "ref_free":
@@ -1290,7 +1302,8 @@ def evaluate(self: Trainer, splits=None) -> dict:
         v, ref = self.values(s), self.ref_values.get(s)
         out[f"{s}/accuracy"] = preference_accuracy(v)
         self.last_pairs[s] = dict(ids=list(self.enc[s].ids), margin=policy_margins(v).tolist())
-        if ref is not None: out[f"{s}/drift"] = reference_drift(v, ref)
+        toward = ref if ref is not None else self.drift_values.get(s)
+        if toward is not None: out[f"{s}/drift"] = reference_drift(v, toward)
         if ref is None and cfg.loss != "ref_free": continue
         try:
             got = reward_metrics(v, ref, alpha, cfg.loss, cfg.beta, cfg.gamma)
