@@ -1226,7 +1226,7 @@ def _check_inputs(self: Trainer):
         warnings.warn(f"the score table has non-finite reference values for {n_bad['train']} training pair(s): their "
                       f"mini-batches are skipped and counted (nonfinite={cfg.nonfinite!r})")
 
-# %% ../nbs/05_training.ipynb #1363d8e8
+# %% ../nbs/05_training.ipynb #1363d8e9
 def _drift_values(scores, enc: dict, splits) -> dict:
     "{split: the score table's reference fields} for a reference-free run's drift; a split it lacks: a warning."
     out = {}
@@ -1235,6 +1235,7 @@ def _drift_values(scores, enc: dict, splits) -> dict:
         except KeyError as e: warnings.warn(f"no drift on {k}: the score table lacks its pairs ({e})")
     return out
 
+# %% ../nbs/05_training.ipynb #1363d8e8
 @patch
 def _prepare_data(self: Trainer):
     "Tokenise the splits, cut the training order into mini-batches, look up every split's reference values."
@@ -1287,16 +1288,9 @@ def evaluate(self: Trainer, splits=None) -> dict:
     """Preference accuracy of the policy on each evaluation split; with references also its drift towards each
     (`reference_drift`; for the reference-free loss, towards every reference of the score table it was given), DPO
     reward accuracy and gradient-weight summary; each pair's margin kept in `last_pairs`."""
-    out, cfg = {}, self.cfg
-    a = self.state["last_alpha"]
-    if cfg.loss == "ref_free":
-        alpha = None
-    else:
-        alpha = (
-            torch.full((self.K,), 1.0 / self.K, dtype=torch.float64)
-            if a is None
-            else torch.tensor(a, dtype=torch.float64)
-        )
+    out, cfg, a = {}, self.cfg, self.state["last_alpha"]
+    uniform = torch.full((self.K,), 1.0 / self.K, dtype=torch.float64) if self.K else None   # before any batch
+    alpha = None if cfg.loss == "ref_free" else uniform if a is None else torch.tensor(a, dtype=torch.float64)
     for s in (splits or cfg.eval_splits):
         if s not in self.enc: continue
         v, ref = self.values(s), self.ref_values.get(s)
