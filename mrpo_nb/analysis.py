@@ -27,7 +27,7 @@ __all__ = ['VECTOR_METRICS', 'TIDY_COLUMNS', 'PAIRS_FILE', 'BASELINE_VALUES_FILE
            'fig_influence_corr', 'initial_drift', 'fig_drift', 'drift_table', 'kendall_null', 'kendall_exact',
            'kendall_pooled', 'table_kendall', 'table_tsw', 'mcnemar_pooled', 'mcnemar_exact', 'shared_pairs_test',
            'holm_adjust', 'paired_bootstrap', 'mcnemar_detectable', 'detectable_difference', 'paired_interval',
-           'paired_comparisons', 'headline']
+           'paired_t_p', 'paired_comparisons', 'headline']
 
 # %% ../nbs/07_analysis.ipynb #0bbbe99c
 _RUN_FILES = ("config.json", "metrics.jsonl", "summary.json")
@@ -1483,8 +1483,8 @@ def paired_interval(diffs, confidence: float = 0.95) -> dict:
     se = float(d.std(ddof=1) / math.sqrt(n)); h = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
     return dict(n=n, mean=float(d.mean()), se=se, low=float(d.mean()) - h, high=float(d.mean()) + h, note="")
 
-def _t_p(mean: float, se: float, n: int) -> float:
-    "Two-sided p of a one-sample t-test of mean 0 over `n` seeds (NaN without a spread)."
+def paired_t_p(mean: float, se: float, n: int) -> float:
+    "Two-sided p of a one-sample t-test of mean 0 over `n` seeds, from the mean and its s.e. (NaN without a spread)."
     if n is None or n < 2 or se is None or math.isnan(se) or se == 0: return float("nan")
     return float(2 * stats.t.sf(abs(mean / se), n - 1))
 
@@ -1540,7 +1540,7 @@ def _compare(mine: pd.Series, other: pd.Series, mine_p: dict, other_p: dict, con
     else:
         notes.append(f"no per-pair results ({PAIRS_FILE}): McNemar, bootstrap and Δθ not computed")
         effect, det = res["mean"], detectable_difference(res["se"], res["n"] - 1, alpha)
-        significant, p = res["low"] > 0 or res["high"] < 0, _t_p(res["mean"], res["se"], res["n"])
+        significant, p = res["low"] > 0 or res["high"] < 0, paired_t_p(res["mean"], res["se"], res["n"])
         if res["se"] == 0:     # every seed the same difference: a t-interval of width 0 is no evidence
             significant, det, p = False, float("nan"), float("nan")
             notes.append("every seed gives the same difference: no spread over seeds to test it against")
@@ -1670,7 +1670,8 @@ def headline(obj, split: str = "test", select_on: str = "val", confidence: float
             lo, hi, p = r[f"bootstrap {level} low"], r[f"bootstrap {level} high"], r["exact p (pooled)"]
             kind = f"paired bootstrap {level} over test pairs and seeds; exact p pooled over seeds, {r['pooled test']}"
         else:
-            lo, hi, p = r[f"{level} low"], r[f"{level} high"], _t_p(r["mean difference"], r["s.e. (seeds)"], r.seeds)
+            p = paired_t_p(r["mean difference"], r["s.e. (seeds)"], r.seeds)
+            lo, hi = r[f"{level} low"], r[f"{level} high"]
             if not r["s.e. (seeds)"] > 0: lo = hi = float("nan")     # no spread over seeds: no interval
             kind = f"Student t {level} over seeds; t-test p"
         rows.append(dict(row, seeds=r.seeds, pairs=r.pairs, difference=r["mean difference"], low=lo, high=hi, p=p,

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from scipy import stats
 import mrpo_nb
-from .analysis import detectable_difference, holm_adjust, kendall_null, kendall_pooled, paired_interval
+from .analysis import (detectable_difference, holm_adjust, kendall_null, kendall_pooled, paired_interval,
+                              paired_t_p)
 from .core import DamagedFile
 
 # %% auto #0
@@ -283,11 +283,6 @@ def sign_flip_test(diffs) -> dict:
     return dict(n=n, p=p, p_min=min(1.0, 2.0 / 2 ** n))
 
 # %% ../nbs/07a_paper.ipynb #a8db5fcd
-def _t_p(res: dict) -> float:
-    "Two-sided p of the paired t-test behind `paired_interval`'s result (NaN for fewer than 2 or no spread)."
-    if res["n"] < 2 or not res["se"] > 0: return float("nan")
-    return float(2 * stats.t.sf(abs(res["mean"] / res["se"]), res["n"] - 1))
-
 def _reading(mean: float, low: float, high: float, det: float, alpha: float) -> str:
     "What a row says at `alpha` (the t interval), never 'no difference'."
     if math.isnan(mean): return "no comparison"
@@ -313,7 +308,8 @@ def _paired_row(a: pd.Series, b: pd.Series, confidence: float) -> dict:
     det = detectable_difference(res["se"], res["n"] - 1, alpha=alpha)
     pc = f"{confidence:.0%}"
     return {"seeds": res["n"], "mean difference": res["mean"], "s.e. (seeds)": res["se"], f"{pc} low": res["low"],
-            f"{pc} high": res["high"], "t p": _t_p(res), "sign-flip p": sf["p"], "smallest sign-flip p": sf["p_min"],
+            f"{pc} high": res["high"], "t p": paired_t_p(res["mean"], res["se"], res["n"]), "sign-flip p": sf["p"],
+            "smallest sign-flip p": sf["p_min"],
             f"detectable ({alpha:.0%}, power 0.8)": det,
             "reading": _reading(res["mean"], res["low"], res["high"], det, alpha)}
 
