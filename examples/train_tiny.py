@@ -40,4 +40,7 @@ def main():
     if s is not None and (Path(a.out) / "run" / "summary.json").exists():
         print(json.dumps({k: s[k] for k in ("status", "steps", "skipped_steps", "pairs_per_s") if k in s}))
 
-if __name__ == "__main__": main()
+if __name__ == "__main__":
+    main()
+    from mrpo_nb.scoring import exit_launched
+    exit_launched()   # under a launch of several processes: leave without the interpreter's finalisation (gloo can abort it)

@@ -261,9 +261,8 @@ def _data_arguments(f: argparse.ArgumentParser):
                    help="PKU-SafeRLHF: which id is chosen")
 
 # %% ../nbs/09_cli.ipynb #ed1a00fe
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `mrpo` command: 0 when done, 1 when a run failed, 2 (one line on stderr) for bad input: an
-    argument, an experiment, a damaged folder file, or an OSError naming its path."""
+def _command(argv: Sequence[str] | None) -> int:
+    "Parse `argv`, run its command and return the exit status (`main` says which)."
     p = build_parser()
     try: a = p.parse_args(argv)
     except _ArgError as e:
@@ -292,6 +291,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mrpo {a.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     return 0
+
+# %% ../nbs/09_cli.ipynb #ed1a00ff
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `mrpo` command: 0 when done, 1 when a run failed, 2 (one line on stderr) for bad input: an
+    argument, an experiment, a damaged folder file, or an OSError naming its path. Under a launch of several processes
+    each leaves with its status here (`exit_launched`: no interpreter finalisation, where gloo can abort the run)."""
+    code = _command(argv)
+    if "torch" not in sys.modules: return code   # nothing was launched: the command never loaded torch
+    from mrpo_nb.scoring import exit_launched   # lazy, like every heavy import here: `mrpo --help` stays quick
+    return exit_launched(code)
 
 # %% ../nbs/09_cli.ipynb #827e5bbc
 if __name__ == "__main__" and globals().get("__spec__") is not None and __spec__.name == "mrpo_nb.cli":

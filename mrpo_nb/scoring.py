@@ -6,7 +6,7 @@ Docs: https://mrpo-nb.github.io/mrpo_nb/scoring.html.md"""
 
 # %% ../nbs/02_scoring.ipynb #c1154539
 from __future__ import annotations
-import atexit, hashlib, json, math, os, re, shutil, time, warnings
+import atexit, hashlib, json, logging, math, os, re, shutil, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,7 +26,8 @@ from .models import load_model
 # %% auto #0
 __all__ = ['SCORES_FORMAT', 'ScoreTable', 'Reference', 'weights_identity', 'resolve_reference', 'canonical_rows',
            'data_fingerprint', 'destroy_process_group_at_exit', 'deepspeed_launch', 'process_state', 'tokenize_rows',
-           'score_reference', 'score_references', 'gather_in_order', 'reference_accuracy', 'format_accuracy']
+           'score_reference', 'score_references', 'exit_launched', 'gather_in_order', 'reference_accuracy',
+           'format_accuracy']
 
 # %% ../nbs/02_scoring.ipynb #10dc5504
 _FIELDS = ("logps_chosen", "logps_rejected", "lengths_chosen", "lengths_rejected")
@@ -576,6 +577,21 @@ def score_references(specs, ds, cache_dir, max_length: int = 1024, token_budget:
     if bad: raise ValueError(f"the scores cannot be used: {bad[0]}" + (f" (and {len(bad) - 1} more)" if bad[1:] else "")
                              + "; is the model broken, or in fp16?")
     return table
+
+# %% ../nbs/02_scoring.ipynb #e1a7c0de
+def exit_launched(code: int = 0) -> int:
+    """The last call of a program that may run under a launch of several processes. Under such a launch: wait for the
+    others (an all-reduce every process reaches, whatever its `code`), destroy the process group, flush stdout, stderr
+    and `logging`, and leave with `os._exit(code)`, skipping the interpreter's finalisation, where gloo's threads can
+    abort a finished run. In one process: return `code`. Only an entry point calls it (it skips exit handlers)."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1): return code
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    dist.all_reduce(torch.zeros(1, device=device))   # nobody leaves while another still talks to it
+    dist.destroy_process_group()
+    for stream in (sys.stdout, sys.stderr): stream.flush()
+    logging.shutdown()
+    os._exit(code)
 
 # %% ../nbs/02_scoring.ipynb #739bcf8a
 def _merge_in_order(parts, n_total: int) -> list:
