@@ -291,7 +291,8 @@ def _destroy_process_group():
 def destroy_process_group_at_exit() -> None:
     """Make sure torch.distributed's default process group is destroyed before this process exits (registered once).
     A gloo group left to the interpreter's shutdown can abort it ('terminate called without an active exception',
-    SIGABRT): a run that finished would exit with an error. A script that destroys the group itself is unaffected."""
+    SIGABRT): a run that finished would exit with an error. This narrows that risk without closing it: a program
+    ends with `exit_launched`."""
     atexit.unregister(_destroy_process_group)  # so that calling it again registers nothing more
     atexit.register(_destroy_process_group)
 
@@ -582,8 +583,8 @@ def score_references(specs, ds, cache_dir, max_length: int = 1024, token_budget:
 def exit_launched(code: int = 0) -> int:
     """The last call of a program that may run under a launch of several processes. Under such a launch: wait for the
     others (an all-reduce every process reaches, whatever its `code`), destroy the process group, flush stdout, stderr
-    and `logging`, and leave with `os._exit(code)`, skipping the interpreter's finalisation, where gloo's threads can
-    abort a finished run. In one process: return `code`. Only an entry point calls it (it skips exit handlers)."""
+    and `logging`, and leave with `os._exit(code)`, skipping the interpreter's shutdown, in which gloo can still abort a
+    finished run. In one process: return `code`. Only an entry point calls it (it skips exit handlers)."""
     dist = torch.distributed
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1): return code
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
